@@ -1,0 +1,90 @@
+"""TweetNormalizer edge cases and the offline NLTK data route."""
+import pickle
+
+import pytest
+
+from sentiment_nb.preprocess import (NEGATIVE, POSITIVE, TweetNormalizer, ensure_nltk_data, lexnames_from_man, mark_negation,
+                                     wordnet_available, wordnet_from_debian, DEBIAN_WORDNET)
+from tests.tweets import EDGE_CASES
+
+
+@pytest.fixture(scope="module")
+def norm():
+    return TweetNormalizer()
+
+
+def test_one_output_per_input_whatever_the_input(norm):
+    out = norm.transform(EDGE_CASES)
+    assert len(out) == len(EDGE_CASES)
+    assert all(isinstance(o, str) and "\n" not in o for o in out)
+    assert out[0] == out[1] == ""
+
+
+def test_each_edge_case_alone_equals_in_batch(norm):
+    batch = norm.transform(EDGE_CASES)
+    assert [norm.transform([t])[0] for t in EDGE_CASES] == batch
+
+
+def test_emoji_only_and_long_text(norm):
+    assert norm.transform(["😂😂😂"]) == [f"{POSITIVE} 😂 {POSITIVE} 😂 {POSITIVE} 😂"]
+    assert norm.transform(["a" * 10_000]) == ["aa"]
+    long_mixed = ("good " * 2000).strip()
+    assert norm.transform([long_mixed])[0].split() == ["good"] * 2000
+
+
+def test_non_english_and_mixed_scripts_keep_their_words(norm):
+    fr, ar, ja = norm.transform(["Ça va très bien 😊", "مرحبا بالعالم", "東京は雨 ☔ but I'm fine"])
+    assert "très" in fr.split() and POSITIVE in fr.split()
+    assert ar  # Arabic letters are tokens too, not dropped
+    assert "☔" in ja.split() and "fine" in ja.split()
+
+
+def test_tweet_specific_tokens(norm):
+    out = norm.transform(["@united my flight &amp; bags LOST http://t.co/abc #fail :( nooooo"])[0].split()
+    assert out[:2] == ["_user_", "my"] and "&" in out and "_url_" in out and "fail" in out
+    assert NEGATIVE in out and "noo" in out
+
+
+def test_negation_is_kept_and_marked(norm):
+    out = norm.transform(["I don't like it. Not bad though, never boring"])[0].split()
+    assert "don't" in out and "like_neg" in out and "it_neg" in out
+    assert "not" in out and "bad_neg" in out and "never" in out and "boring_neg" in out
+    assert mark_negation("good . not bad") == "good . not bad_neg"
+
+
+def test_lemmatization_with_cache(norm):
+    assert norm.transform(["cats tweets geese does boss"]) == ["cat tweet goose does boss"]
+    assert norm._lemmas["tweets"] == "tweet"
+
+
+def test_deterministic_and_pickle_round_trip(norm):
+    assert norm.transform(EDGE_CASES) == norm.transform(EDGE_CASES)
+    clone = pickle.loads(pickle.dumps(norm))
+    assert "_lemmas_" not in clone.__dict__ and len(pickle.dumps(norm)) < 500
+    assert clone.transform(EDGE_CASES) == norm.transform(EDGE_CASES)
+
+
+def test_rejects_non_strings_by_position(norm):
+    with pytest.raises(TypeError, match="tweet 2 is int, expected str"):
+        norm.transform(["a", "b", 3])
+    with pytest.raises(TypeError, match="single str"):
+        norm.transform("a tweet")
+
+
+def test_nltk_data_available_after_ensure():
+    ensure_nltk_data()
+    assert wordnet_available()
+
+
+def test_wordnet_assembled_from_debian_packages_works_offline(tmp_path, monkeypatch):
+    if not (DEBIAN_WORDNET / "index.sense").exists():
+        pytest.skip("Debian packages wordnet-base and wordnet-sense-index are not installed")
+    import nltk
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)] + nltk.data.path)  # NLTK only reads corpora under its data paths
+    dest = wordnet_from_debian(tmp_path)
+    assert (dest / "lexnames").read_text().splitlines()[3] == "03\tnoun.Tops\t1"
+    assert not (dest / "lexnames").is_symlink() and not (dest / "data.noun").is_symlink()
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+    wn = WordNetCorpusReader(str(dest), None)
+    assert wn.morphy("geese", "n") == "goose"
+    assert len(lexnames_from_man().splitlines()) == 45

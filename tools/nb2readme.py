@@ -1,0 +1,37 @@
+"""Render nbs/index.ipynb as README.md: the nbdev convention, without needing Quarto.
+
+Markdown cells are copied as they are, visible code cells become fenced Python blocks followed by their
+text outputs; cells marked `#| hide` are left out.
+Usage: python tools/nb2readme.py nbs/index.ipynb README.md
+"""
+import json, sys
+from pathlib import Path
+
+HEADER = "<!-- Generated from nbs/index.ipynb by tools/nb2readme.py (`make readme`): edit the notebook, not this file. -->\n\n"
+
+
+def cell_text(cell) -> str:
+    src = cell["source"]
+    return "".join(src) if isinstance(src, list) else src
+
+
+def render_code(cell) -> str:
+    lines = cell_text(cell).splitlines()
+    if any(l.strip() in ("#| hide", "#|hide") for l in lines): return ""
+    code = "\n".join(l for l in lines if not l.startswith("#|")).strip()
+    outputs = []
+    for out in cell.get("outputs", []):
+        text = out.get("text") or out.get("data", {}).get("text/plain")
+        if text: outputs.append("".join(text) if isinstance(text, list) else text)
+    block = f"```python\n{code}\n```\n" if code else ""
+    return block + ("".join(f"\n```\n{o.rstrip()}\n```\n" for o in outputs))
+
+
+def render(nb: dict) -> str:
+    parts = [cell_text(c).strip() + "\n" if c["cell_type"] == "markdown" else render_code(c) for c in nb["cells"]]
+    return HEADER + "\n".join(p for p in parts if p.strip())
+
+
+if __name__ == "__main__":
+    src, dst = map(Path, sys.argv[1:3])
+    dst.write_text(render(json.loads(src.read_text(encoding="utf-8"))), encoding="utf-8")
