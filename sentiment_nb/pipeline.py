@@ -116,6 +116,8 @@ def read_manifest(path=None) -> dict:
     return manifest
 
 # %% ../nbs/03_pipeline.ipynb #a075a59e
+def _minor(python_version: str) -> str: return ".".join(python_version.split(".")[:2])  # pickles don't change between patch releases
+
 def _verified_bytes(path: Path, manifest: dict) -> bytes:
     "The pickle's bytes, after checking them and the environment against the manifest."
     if not path.exists(): raise ModelIntegrityError(f"{path}: model file missing")
@@ -127,7 +129,8 @@ def _verified_bytes(path: Path, manifest: dict) -> bytes:
     if wrote.get("scikit-learn") != have["scikit-learn"]:
         raise ModelIntegrityError(f"{path}: pickled with scikit-learn {wrote.get('scikit-learn')}, this environment has {have['scikit-learn']}; "
                                   "install the pinned version or retrain")
-    drift = {k: (wrote[k], have[k]) for k in wrote.keys() & have.keys() if k not in ("scikit-learn", "sentiment-nb") and wrote[k] != have[k]}
+    drift = {k: (wrote[k], have[k]) for k in wrote.keys() & have.keys() - {"scikit-learn", "sentiment-nb", "python"} if wrote[k] != have[k]}
+    if _minor(wrote.get("python", "")) != _minor(have["python"]): drift["python"] = (wrote.get("python"), have["python"])
     if drift: warnings.warn(f"{path}: library versions differ from the ones that wrote it: {drift}")
     return data
 

@@ -51,6 +51,7 @@ def wordnet_from_debian(target: Path, source: Path = DEBIAN_WORDNET) -> Path:
     for f in source.iterdir():
         if f.is_file(): shutil.copyfile(f, staging/f.name)
     (staging/"lexnames").write_text(lexnames_from_man())
+    staging.chmod(0o755)  # mkdtemp makes it owner-only; other users of a shared NLTK data dir must read it
     if dest.exists(): shutil.rmtree(dest)
     staging.rename(dest)  # appears complete or not at all
     return dest
