@@ -1,0 +1,39 @@
+"""The sentiment-nb web service: `create_app()` builds it, gunicorn serves it (`make serve`, app/gunicorn.conf.py)."""
+import gc
+
+from flask import Flask
+
+from .config import load_settings
+from .errors import install_error_handler
+from .model import load_served_model
+from .openapi import build_openapi
+from .requestlog import install_request_log
+from .routes import api
+
+
+def create_app(config: dict | None = None,  # settings that win over the environment (see app/config.py for each)
+               ) -> Flask:
+    """The Flask app with the model loaded, verified and warmed up; raises if the model cannot be served."""
+    settings = load_settings(config)
+    app = Flask(__name__)
+    app.config.update(settings)
+    app.json.sort_keys = False  # keep the tutorial's key order: text, label, pred, probabilities
+    app.json.ensure_ascii = False  # emoji stay emoji; validation has rejected what UTF-8 cannot carry
+    served = load_served_model(settings["SENTIMENT_MODEL"])
+    # The loaded model is a large object graph that lives as long as the process. Out of the cyclic GC's sight,
+    # full collections stop pausing requests to re-scan it, and forked workers stop copying its pages to do so.
+    gc.collect()  # what is garbage now would stay forever once frozen
+    gc.freeze()
+    app.extensions["sentiment_model"] = served
+    app.extensions["openapi"] = build_openapi(settings["MAX_CONTENT_LENGTH"], settings["MAX_TEXT_LENGTH"],
+                                              settings["MAX_BATCH_SIZE"], list(served.manifest["labels"]))
+    install_request_log(app)
+    install_error_handler(app)
+    app.after_request(forbid_content_sniffing)
+    app.register_blueprint(api)
+    return app
+
+
+def forbid_content_sniffing(response):
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,0 +1,56 @@
+"""gunicorn settings for `make serve` and the container; each value from the environment, defaults sized for 2 cores.
+
+HOST, PORT          bind address (default 0.0.0.0:5000)
+WEB_CONCURRENCY     worker processes (default 2: one per core; prediction is CPU-bound)
+THREADS             threads per worker (default 4: slow clients and keep-alive do not block a worker)
+TIMEOUT             seconds a worker may stay silent before the master kills and replaces it (default 30)
+GRACEFUL_TIMEOUT    seconds in-flight requests get to finish after SIGTERM (default 30)
+"""
+import ctypes
+import json
+import os
+import uuid
+
+from gunicorn import util
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("THREADS", "4"))
+worker_class = "gthread"
+timeout = int(os.environ.get("TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+# Load and verify the model once in the master: a bad model stops start-up before any port is bound,
+# and the workers share the loaded pipeline's memory copy-on-write.
+preload_app = True
+# The app writes one JSON line per request; gunicorn's access log would be a second one.
+accesslog = None
+# The control socket's default path is per user, so parallel instances would fight over it (and the
+# container's user has no home); nothing here uses gunicornc.
+control_socket_disable = True
+# Heartbeat files on tmpfs: a container's overlay filesystem can stall them and get workers killed.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def when_ready(server):
+    """In the master, after the app and its model are loaded and before the first fork: hand the heap that loading
+    freed back to the OS, so that workers do not start with it mapped."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim this way
+        pass
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own answer to a request it cannot parse (bad request line, oversized headers, broken chunking),
+    in the API's JSON error shape rather than gunicorn's HTML page."""
+    from app.errors import error_body  # loaded with the app by then
+
+    code = "internal_error" if status_int == 500 else reason.lower().replace(" ", "_").replace("-", "_")
+    body = json.dumps(error_body(code, mesg or reason, uuid.uuid4().hex)).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+util.write_error = write_json_error  # gunicorn's workers send their parse errors through this one function

@@ -1,0 +1,57 @@
+"""The model the service answers with: loaded once, verified by the core, warmed up before /ready says yes."""
+from dataclasses import dataclass, field
+from typing import Any
+
+from sentiment_nb.pipeline import default_model_path, load_pipeline, predict_pipeline, read_manifest
+
+from .coalesce import Coalescer
+
+# Our own example tweets, one per class, so the warm-up exercises the whole pipeline.
+WARM_UP_TEXTS = [
+    "what a lovely morning, coffee and sunshine :) #happy",
+    "my train is late AGAIN, worst commute ever @transit",
+    "the meeting moved to 3pm on thursday http://example.com/agenda",
+]
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be served; the message says which file and why, on one line."""
+
+
+@dataclass
+class ServedModel:
+    pipeline: Any
+    manifest: dict
+    path: str
+    ready: bool = False
+    coalescer: Coalescer = field(init=False)
+
+    def __post_init__(self):
+        self.coalescer = Coalescer(self.predict_now)
+
+    def predict_now(self, texts: list[str]) -> list[dict]:
+        return predict_pipeline(texts, pipeline=self.pipeline)
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        """Predictions for `texts`; single tweets share pipeline calls with concurrent requests."""
+        return self.coalescer.predict(texts) if len(texts) == 1 else self.predict_now(texts)
+
+    def warm_up(self) -> None:
+        """Predict once end to end, so lazy initialisation happens before clients arrive, not in their requests."""
+        labels = {p["label"] for p in self.predict_now(WARM_UP_TEXTS)}
+        if not labels <= set(self.manifest["labels"]):
+            raise ValueError(f"the model predicts {sorted(labels)}, its manifest lists {self.manifest['labels']}")
+        self.ready = True
+
+
+def load_served_model(path: str | None = None,  # the pickled pipeline; None: the core's default (shipped) model
+                      ) -> ServedModel:
+    """The verified, warmed-up model, or a `ModelLoadError` that stops start-up."""
+    path = str(path or default_model_path())
+    try:
+        served = ServedModel(load_pipeline(path), read_manifest(path), path)
+        served.warm_up()
+    except Exception as err:  # whatever the cause, the service must not start half-alive
+        reason = " ".join(f"{type(err).__name__}: {err}".split())
+        raise ModelLoadError(f"cannot serve the model {path}: {reason}") from err
+    return served

@@ -1,0 +1,133 @@
+"""The OpenAPI 3.1 document served at /openapi.json; the configured limits and the model's labels are filled in."""
+from typing import Any
+
+
+def ref(kind: str, name: str) -> dict:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def json_content(schema: dict, example: Any = None) -> dict:
+    media = {"schema": schema} | ({"example": example} if example is not None else {})
+    return {"application/json": media}
+
+
+def error_response(description: str, codes: dict[str, str]) -> dict:
+    """A response in the Error shape; `codes` maps each `error.code` it can carry to when."""
+    listing = "\n".join(f"- `{code}`: {when}" for code, when in codes.items())
+    first = next(iter(codes))
+    return {"description": f"{description}\n\n{listing}",
+            "content": json_content(ref("schemas", "Error"),
+                                    {"error": {"code": first, "message": codes[first], "request_id": "4f1c2a9e0b7d4c3e8a61f0d2b5c7e9a1"}})}
+
+
+def build_openapi(max_content_length: int, max_text_length: int, max_batch_size: int, labels: list[str]) -> dict:
+    text = {"type": "string", "maxLength": max_text_length, "pattern": r"^[^\u0000]*$",
+            "description": f"a tweet: at most {max_text_length} characters, no NUL characters or unpaired surrogates"}
+    schemas = {
+        "SingleRequest": {"type": "object", "required": ["text"], "additionalProperties": False,
+                          "properties": {"text": text}},
+        "BatchRequest": {"type": "object", "required": ["texts"], "additionalProperties": False,
+                         "properties": {"texts": {"type": "array", "items": text, "minItems": 1, "maxItems": max_batch_size}}},
+        "Prediction": {
+            "type": "object", "required": ["text", "label", "pred", "probabilities"],
+            "properties": {
+                "text": {"type": "string", "description": "the text as sent"},
+                "label": {"type": "string", "enum": labels},
+                "pred": {"type": "integer", "minimum": 0, "maximum": len(labels) - 1,
+                         "description": f"index of `label` in {labels}"},
+                "probabilities": {"type": "object", "required": labels, "additionalProperties": False,
+                                  "properties": {label: {"type": "number", "minimum": 0, "maximum": 1} for label in labels}},
+            },
+        },
+        "BatchPredictions": {"type": "object", "required": ["predictions"],
+                             "properties": {"predictions": {"type": "array", "items": ref("schemas", "Prediction"),
+                                                            "description": "one per text, in request order"}}},
+        "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+        "Manifest": {"type": "object", "required": ["sha256", "labels", "versions", "metrics", "training_data", "created"],
+                     "properties": {"sha256": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
+                                    "versions": {"type": "object", "additionalProperties": {"type": "string"}},
+                                    "metrics": {"type": "object"}, "training_data": {"type": "object"},
+                                    "created": {"type": "string"}}},
+        "Error": {
+            "type": "object", "required": ["error"], "additionalProperties": False,
+            "properties": {"error": {
+                "type": "object", "required": ["code", "message", "request_id"], "additionalProperties": False,
+                "properties": {"code": {"type": "string", "description": "stable, for programs"},
+                               "message": {"type": "string", "description": "what was wrong and where, for people"},
+                               "request_id": {"type": "string", "description": "also in the X-Request-ID header and the log line"}}}},
+        },
+    }
+    responses = {
+        "BadRequest": error_response("The body is not a valid prediction request.", {
+            "invalid_json": ("the body is empty, not UTF-8, not JSON, uses NaN/Infinity, is nested too deeply "
+                             "or has an integer over 4,300 digits"),
+            "invalid_body": "the JSON is not an object",
+            "missing_field": 'neither "text" nor "texts" was sent',
+            "conflicting_fields": 'both "text" and "texts" were sent',
+            "unknown_field": 'a field other than "text" or "texts" was sent',
+            "invalid_type": '"text" is not a string, or "texts" is not an array of strings',
+            "invalid_text": "a text contains a NUL character or an unpaired surrogate",
+            "empty_batch": '"texts" is an empty array',
+            "unreadable_body": "the body's framing is broken (e.g. malformed chunked encoding)",
+            "bad_request": "the request could not be read (e.g. the client hung up mid-body)",
+        }),
+        "PayloadTooLarge": error_response("The request is over a configured limit.", {
+            "payload_too_large": f"the body is over MAX_CONTENT_LENGTH ({max_content_length} bytes)",
+            "text_too_long": f"a text is over MAX_TEXT_LENGTH ({max_text_length} characters)",
+            "batch_too_large": f'"texts" has more than MAX_BATCH_SIZE ({max_batch_size}) items',
+        }),
+        "UnsupportedMediaType": error_response("The body is not sent as JSON.", {
+            "unsupported_media_type": "Content-Type is not application/json"}),
+        "NotFound": error_response("No such endpoint.", {"not_found": "the path is none of those listed here"}),
+        "MethodNotAllowed": error_response("The endpoint exists but not for this method; the Allow header lists the methods.", {
+            "method_not_allowed": "the method is not one listed for this path"}),
+        "NotReady": error_response("The model is not loaded and warmed up yet.", {"not_ready": "start-up is not finished"}),
+        "InternalError": error_response("A bug on our side; the message carries the request id, never internals.", {
+            "internal_error": "an unexpected exception; quote the request id when reporting it"}),
+    }
+    errors = {"500": ref("responses", "InternalError")}
+
+    def get(summary: str, ok: dict, **more: dict) -> dict:
+        return {"get": {"summary": summary, "responses": {"200": ok, **more, **errors}}}
+
+    example_prediction = {"text": "loving the sunshine today :)", "label": labels[-1], "pred": len(labels) - 1,
+                          "probabilities": {label: round(1 / len(labels), 3) for label in labels}}
+    paths = {
+        "/predict": {"post": {
+            "summary": "Classify one tweet (`text`) or a batch (`texts`)",
+            "requestBody": {"required": True, "content": json_content(
+                {"oneOf": [ref("schemas", "SingleRequest"), ref("schemas", "BatchRequest")]},
+                {"text": "loving the sunshine today :)"})},
+            "responses": {
+                "200": {"description": "The prediction for `text`, or `{predictions: [...]}` for `texts`",
+                        "content": json_content({"oneOf": [ref("schemas", "Prediction"), ref("schemas", "BatchPredictions")]},
+                                                example_prediction)},
+                "400": ref("responses", "BadRequest"),
+                "413": ref("responses", "PayloadTooLarge"),
+                "415": ref("responses", "UnsupportedMediaType"),
+                **errors,
+            },
+        }},
+        "/health": get("The process is alive", {"description": "alive", "content": json_content(ref("schemas", "Status"))}),
+        "/ready": get("The model is loaded and warmed up", {"description": "ready to predict",
+                                                             "content": json_content(ref("schemas", "Status"))},
+                      **{"503": ref("responses", "NotReady")}),
+        "/model": get("The served model's manifest", {"description": "labels, library versions, metrics, training data, sha256",
+                                                      "content": json_content(ref("schemas", "Manifest"))}),
+        "/openapi.json": get("This document", {"description": "OpenAPI 3.1", "content": json_content({"type": "object"})}),
+        "/": get("Demo page", {"description": "a self-contained HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sentiment-nb",
+            "version": "1",
+            "description": ("Tweet sentiment as a service. Every error is JSON `{\"error\": {\"code\", \"message\", \"request_id\"}}`; "
+                            "a path not listed answers 404 `not_found`, a method not listed answers 405 `method_not_allowed` "
+                            "with an Allow header. Requests that are not valid HTTP (a garbled request line, a URI over 4 KiB, a header over "
+                            "8 KiB) are refused by the server itself, in the same shape: 400, 414, 431. "
+                            "Every response carries `X-Request-ID`."),
+        },
+        "paths": paths,
+        "components": {"schemas": schemas, "responses": responses},
+    }

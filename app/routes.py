@@ -1,0 +1,54 @@
+"""The HTTP endpoints; each one parses and validates, asks the model, shapes the answer."""
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from .errors import ApiError
+from .model import ServedModel
+from .validation import parse_predict_request
+
+api = Blueprint("api", __name__)
+
+# The demo page's own files are all it may load: it works offline and nothing leaves the page.
+DEMO_PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+                    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+def served_model() -> ServedModel:
+    return current_app.extensions["sentiment_model"]
+
+
+@api.post("/predict")
+def predict():
+    config = current_app.config
+    parsed = parse_predict_request(request, config["MAX_TEXT_LENGTH"], config["MAX_BATCH_SIZE"])
+    g.texts = parsed.texts
+    predictions = served_model().predict(parsed.texts)
+    return jsonify({"predictions": predictions} if parsed.batch else predictions[0])
+
+
+@api.get("/health")
+def health():
+    return jsonify({"status": "alive"})
+
+
+@api.get("/ready")
+def ready():
+    if not served_model().ready:
+        raise ApiError(503, "not_ready", "the model is not loaded and warmed up yet")
+    return jsonify({"status": "ready"})
+
+
+@api.get("/model")
+def model_manifest():
+    return jsonify(served_model().manifest)
+
+
+@api.get("/openapi.json")
+def openapi_document():
+    return jsonify(current_app.extensions["openapi"])
+
+
+@api.get("/")
+def demo_page() -> Response:
+    response = current_app.send_static_file("index.html")
+    response.headers["Content-Security-Policy"] = DEMO_PAGE_POLICY
+    return response

@@ -1,0 +1,120 @@
+// The demo page: talks to this service's own /predict and /model, renders with textContent only.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+async function callApi(path, body) {
+  const response = await fetch(path, body === undefined ? {} : {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const payload = await response.json();
+  if (!response.ok) {
+    const err = payload.error || { code: String(response.status), message: response.statusText };
+    throw Object.assign(new Error(err.message), { code: err.code });
+  }
+  return payload;
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+const percent = (p) => `${(100 * p).toFixed(1)}%`;
+
+function showError(err) {
+  const box = $("error");
+  box.replaceChildren(element("code", "", err.code || "error"), document.createTextNode(` ${err.message}`));
+  box.hidden = false;
+}
+
+function labelBadge(label) {
+  return element("span", `label ${label}`, label);
+}
+
+function renderPrediction(prediction) {
+  const label = $("label");
+  label.textContent = prediction.label;
+  label.className = `label ${prediction.label}`;
+  const rows = Object.entries(prediction.probabilities).flatMap(([name, p]) => {
+    const fill = element("div", `fill ${name}`);
+    fill.style.width = percent(p);
+    const track = element("div", "track");
+    track.append(fill);
+    return [element("span", "name", name), track, element("span", "pct", percent(p))];
+  });
+  $("probabilities").replaceChildren(...rows);
+  $("result").hidden = false;
+}
+
+function renderBatch(predictions) {
+  const rows = predictions.map((prediction) => {
+    const stack = element("div", "stack");
+    stack.title = Object.entries(prediction.probabilities).map(([name, p]) => `${name} ${percent(p)}`).join(", ");
+    for (const [name, p] of Object.entries(prediction.probabilities)) {
+      const part = element("div", `fill ${name}`);
+      part.style.width = percent(p);
+      stack.append(part);
+    }
+    const row = element("tr");
+    const cells = [element("td", "", prediction.text), element("td"), element("td")];
+    cells[1].append(labelBadge(prediction.label), element("span", "confidence", percent(prediction.probabilities[prediction.label])));
+    cells[2].append(stack);
+    row.append(...cells);
+    return row;
+  });
+  const table = $("batch-results");
+  table.tBodies[0].replaceChildren(...rows);
+  table.hidden = false;
+}
+
+function batchTexts() {
+  return $("batch-texts").value.split("\n").map((line) => line.trim()).filter((line) => line.length > 0);
+}
+
+async function submit(event, button, work) {
+  event.preventDefault();
+  $("error").hidden = true;
+  button.disabled = true;
+  try {
+    await work();
+  } catch (err) {
+    showError(err);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function showModelInfo() {
+  try {
+    const manifest = await callApi("/model");
+    const recall = manifest.metrics && manifest.metrics.macro_recall;
+    const parts = [
+      `model ${manifest.sha256.slice(0, 12)}`,
+      `trained ${String(manifest.created).slice(0, 10)}`,
+      manifest.training_data && manifest.training_data.rows ? `${manifest.training_data.rows.toLocaleString("en")} tweets` : null,
+      typeof recall === "number" ? `macro recall ${recall.toFixed(3)}` : null,
+      manifest.versions && manifest.versions["scikit-learn"] ? `scikit-learn ${manifest.versions["scikit-learn"]}` : null,
+    ];
+    $("model-info").replaceChildren(...parts.filter(Boolean).flatMap((part, i) => [i ? " · " : "", element("span", "", part)]));
+  } catch (err) {
+    $("model-info").textContent = `model details unavailable: ${err.message}`;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("single-form").addEventListener("submit", (event) =>
+    submit(event, $("predict"), async () => renderPrediction(await callApi("/predict", { text: $("text").value }))));
+  $("batch-form").addEventListener("submit", (event) =>
+    submit(event, $("predict-batch"), async () => renderBatch((await callApi("/predict", { texts: batchTexts() })).predictions)));
+  $("text").addEventListener("input", () => { $("text-count").textContent = `${$("text").value.length} characters`; });
+  $("batch-texts").addEventListener("input", () => { $("batch-count").textContent = `${batchTexts().length} tweets`; });
+  $("text").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("single-form").requestSubmit();
+  });
+  showModelInfo();
+});

@@ -1,0 +1,152 @@
+"""HTTP benchmark: gunicorn as `make serve` runs it vs the original tutorial's Flask dev server, in one run.
+
+    .venv/bin/python bench/bench_http.py [--duration 10] [--repeats 3]       (`make bench-http`)
+
+Each repeat starts each server afresh on a free 127.0.0.1 port (time to /ready), warms it up, then wrk (Debian's)
+drives POST /predict with bench/post_bodies.lua: single tweets over 16 connections, then 1,000-tweet batches.
+Memory is read from /proc after the load. Request bodies are synthetic tweets made here, never the corpus.
+Medians over the repeats go to a table on stdout and to bench-results/http.json.
+"""
+import argparse
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.servers import ROOT, Server, dev_server_command, gunicorn_command, start_server  # noqa: E402
+
+LUA = ROOT / "bench" / "post_bodies.lua"
+SERVERS = {"gunicorn": gunicorn_command, "flask dev server": dev_server_command}
+SINGLE_CONNECTIONS, BATCH_CONNECTIONS, BATCH_SIZE = 16, 4, 1_000
+
+
+def synthetic_tweets(n: int, seed: int = 0) -> list[str]:
+    """Tweet-like texts from templates: mentions, hashtags, emoji, URLs, elongations, typos."""
+    rng = random.Random(seed)
+    openers = ["omg", "ugh", "lol", "honestly", "so", "wow", "meh", "yay", "hmm", "finally"]
+    subjects = ["my phone", "the new album", "this traffic", "monday mornings", "the pizza place downtown", "my flight",
+                "the season finale", "our team", "the weather", "this coffee", "the update", "my landlord"]
+    verdicts = ["is amazing", "is the worst", "is ok i guess", "made my day", "ruined everything", "starts at 8pm",
+                "is sooooo good", "keeps crashing", "was cancelled again", "is on sale till friday", "totally rocks",
+                "is kinda boring"]
+    extras = ["#blessed", "#fail", "#mondaymotivation", "@friend", "@support", "http://example.com/x1", ":)", ":(",
+              "😍", "😡", "🙄", "!!!", "...", "lmao", "smh", "#nowplaying"]
+    return [" ".join([rng.choice(openers), rng.choice(subjects), rng.choice(verdicts), *rng.sample(extras, rng.randint(0, 3))])
+            for _ in range(n)]
+
+
+def write_bodies(folder: Path) -> tuple[Path, Path]:
+    """One JSON body per line: 500 single-tweet bodies, and 5 bodies of BATCH_SIZE tweets."""
+    single, batch = folder / "single.jsonl", folder / "batch.jsonl"
+    single.write_text("".join(json.dumps({"text": t}) + "\n" for t in synthetic_tweets(500)), encoding="utf-8")
+    batch.write_text("".join(json.dumps({"texts": synthetic_tweets(BATCH_SIZE, seed)}) + "\n" for seed in range(1, 6)),
+                     encoding="utf-8")
+    return single, batch
+
+
+def run_wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict:
+    """wrk's results as post_bodies.lua prints them (latencies in µs)."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA), url, "--", str(bodies)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def process_memory_mb(pid: int) -> dict[str, float]:
+    """Peak resident set (VmHWM) and proportional set size (PSS: shared pages split among sharers), in MB."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    pss_kb = next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+    return {"peak_rss": int(status["VmHWM"].split()[0]) / 1024, "pss": pss_kb / 1024}
+
+
+def serving_processes(server: Server) -> list[int]:
+    """gunicorn's workers, or the dev server's single process."""
+    pid = server.process.pid
+    children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return children or [pid]
+
+
+def measure_once(name: str, bodies: tuple[Path, Path], seconds: int, log_dir: Path) -> dict:
+    server = start_server(SERVERS[name](), log_dir / f"{name.replace(' ', '-')}.log")
+    try:
+        url = server.url + "/predict"
+        run_wrk(url, bodies[0], SINGLE_CONNECTIONS, 2)  # warm-up: connections, caches, branch predictors
+        single = run_wrk(url, bodies[0], SINGLE_CONNECTIONS, seconds)
+        batch = run_wrk(url, bodies[1], BATCH_CONNECTIONS, seconds)
+        memory = [process_memory_mb(pid) for pid in serving_processes(server)]
+    finally:
+        server.stop()
+    return {
+        "single_rps": single["requests"] / (single["duration_us"] / 1e6),
+        "single_p50_ms": single["latency_us"]["p50"] / 1000,
+        "single_p99_ms": single["latency_us"]["p99"] / 1000,
+        "single_errors": sum(single["errors"].values()),
+        "batch_tweets_per_s": batch["requests"] * BATCH_SIZE / (batch["duration_us"] / 1e6),
+        "batch_p99_ms": batch["latency_us"]["p99"] / 1000,
+        "batch_errors": sum(batch["errors"].values()),
+        "peak_rss_mb_per_worker": max(m["peak_rss"] for m in memory),
+        "pss_mb_per_worker": max(m["pss"] for m in memory),
+        "processes": len(memory),
+        "seconds_to_ready": server.seconds_to_ready,
+    }
+
+
+ROWS = [  # key, label, target, is the target met
+    ("single_rps", "single tweet: requests/s (16 connections)", "≥ 1,000", lambda v: v >= 1000),
+    ("single_p50_ms", "single tweet: p50 latency, ms", "", None),
+    ("single_p99_ms", "single tweet: p99 latency, ms", "≤ 50", lambda v: v <= 50),
+    ("single_errors", "single tweet: errors", "0", lambda v: v == 0),
+    ("batch_tweets_per_s", "batch of 1,000: tweets/s (4 connections)", "≥ 20,000", lambda v: v >= 20_000),
+    ("batch_p99_ms", "batch of 1,000: p99 latency, ms", "", None),
+    ("batch_errors", "batch of 1,000: errors", "0", lambda v: v == 0),
+    ("peak_rss_mb_per_worker", "peak RSS per worker, MB", "≤ 300", lambda v: v <= 300),
+    ("pss_mb_per_worker", "PSS per worker (shared pages split), MB", "", None),
+    ("processes", "serving processes", "", None),
+    ("seconds_to_ready", "start to /ready, s", "≤ 10", lambda v: v <= 10),
+]
+
+
+def table(medians: dict[str, dict]) -> str:
+    g, d = medians["gunicorn"], medians["flask dev server"]
+    lines = ["| metric | target | gunicorn | Flask dev server | gunicorn ÷ dev | target met |", "|---|---|---:|---:|---:|---|"]
+    for key, label, target, met in ROWS:
+        ratio = f"{g[key] / d[key]:.2f}×" if d[key] else "–"
+        verdict = "" if met is None else ("yes" if met(g[key]) else "**no**")
+        lines.append(f"| {label} | {target} | {g[key]:,.1f} | {d[key]:,.1f} | {ratio} | {verdict} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--repeats", type=int, default=3, help="fresh starts of each server; medians are reported")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: `make setup` installs it (Debian package wrk)")
+    runs: dict[str, list[dict]] = {name: [] for name in SERVERS}
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+        bodies = write_bodies(Path(tmp))
+        for repeat in range(args.repeats):
+            for name in SERVERS:  # interleaved, so drift in machine load hits both alike
+                runs[name].append(measure_once(name, bodies, args.duration, Path(tmp)))
+                print(f"repeat {repeat + 1}/{args.repeats} {name}: "
+                      f"{runs[name][-1]['single_rps']:,.0f} req/s, {runs[name][-1]['batch_tweets_per_s']:,.0f} tweets/s",
+                      file=sys.stderr)
+    medians = {name: {key: statistics.median(run[key] for run in results) for key in results[0]}
+               for name, results in runs.items()}
+    out = ROOT / "bench-results" / "http.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"medians": medians, "runs": runs, "duration_s": args.duration,
+                               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2) + "\n", encoding="utf-8")
+    print(f"\nPOST /predict on 127.0.0.1, wrk -t2, {args.duration:g} s per run, median of {args.repeats} fresh starts\n")
+    print(table(medians))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Shared pytest setup.
+
+Web-service fixtures (used by tests/test_app*.py) are named `served_model_path` and `service_*`.
+"""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# `app` and `bench` are folders of the repository, not installed packages.
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+from bench.servers import gunicorn_command, start_server  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def served_model_path() -> Path:
+    """The model the service tests run against: $SENTIMENT_MODEL, else the shipped models/pipeline.pkl."""
+    path = Path(os.environ.get("SENTIMENT_MODEL") or ROOT / "models" / "pipeline.pkl")
+    if not path.exists():
+        pytest.skip(f"no trained model at {path}: `make train` writes one")
+    return path
+
+
+@pytest.fixture(scope="session")
+def service_app(served_model_path):
+    """The Flask app built by `create_app`, serving the shipped model (loaded once per session)."""
+    from app import create_app
+
+    return create_app({"SENTIMENT_MODEL": str(served_model_path)})
+
+
+@pytest.fixture
+def service_client(service_app):
+    return service_app.test_client()
+
+
+@pytest.fixture(scope="session")
+def service_gunicorn(served_model_path, tmp_path_factory):
+    """The real gunicorn, configured as `make serve` runs it, on a free 127.0.0.1 port; stopped after the session."""
+    server = start_server(gunicorn_command(), tmp_path_factory.mktemp("gunicorn") / "server.log",
+                          env={"SENTIMENT_MODEL": str(served_model_path)})
+    yield server
+    assert server.stop() == 0, f"gunicorn did not exit cleanly on SIGTERM:\n{server.log()[-3000:]}"

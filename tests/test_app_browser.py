@@ -1,0 +1,71 @@
+"""The demo page in a real browser: Debian's Chromium, driven by Playwright, against the real gunicorn."""
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # gitignored
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (`make setup` installs it)"),
+    pytest.mark.timeout(180),
+]
+
+# Our own example tweets (never the corpus).
+POSITIVE = "sunny saturday at the beach with friends, best weekend ever!! :D"
+BATCH = ["my coffee spilled all over my laptop, worst morning ever",
+         "the train to berlin leaves at 10:15 from platform 4",
+         "just adopted the cutest puppy, so happy right now"]
+
+
+@pytest.fixture(scope="module")
+def browser_page():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            yield page
+        finally:
+            browser.close()
+
+
+def test_demo_page_predicts_a_typed_tweet_and_a_batch(service_gunicorn, browser_page):
+    page = browser_page
+    requested, console_errors = [], []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+
+    page.goto(service_gunicorn.url + "/")
+    page.fill("#text", POSITIVE)
+    page.click("#predict")
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.text_content("#label") == "positive"
+    assert page.locator("#probabilities .fill").count() == 3
+    assert page.locator("#model-info").text_content().startswith("model ")
+
+    page.fill("#batch-texts", "\n".join(BATCH))
+    page.click("#predict-batch")
+    page.wait_for_selector("#batch-results:not([hidden])")
+    rows = page.locator("#batch-results tbody tr")
+    assert rows.count() == 3
+    assert [rows.nth(i).locator("td").first.text_content() for i in range(3)] == BATCH
+    assert rows.nth(0).locator(".label").text_content() == "negative"
+    assert rows.nth(2).locator(".label").text_content() == "positive"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demo-page.png"), full_page=True)
+
+    assert all(url.startswith(service_gunicorn.url) for url in requested), requested  # nothing from a CDN
+    assert console_errors == []  # e.g. no Content-Security-Policy violations
+
+
+def test_demo_page_shows_the_api_error(service_gunicorn, browser_page):
+    page = browser_page
+    page.goto(service_gunicorn.url + "/")
+    page.fill("#text", "a" * 1500)
+    page.click("#predict")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "text_too_long" in page.text_content("#error")
+    assert page.is_hidden("#result")

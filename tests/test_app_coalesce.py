@@ -1,0 +1,74 @@
+"""Coalescing concurrent single-tweet predictions: shared calls, yet each request gets exactly its own answer."""
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from app.coalesce import Coalescer
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class GatedModel:
+    """Echoes texts; the first call blocks until released, so the requests behind it pile up."""
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+        self.first_call_started, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, texts: list[str]) -> list[dict]:
+        self.calls.append(list(texts))
+        if len(self.calls) == 1:
+            self.first_call_started.set()
+            self.release.wait(10)
+        if "boom" in texts:
+            raise ValueError("the model failed")
+        return [{"text": t, "label": f"label of {t}"} for t in texts]
+
+
+def test_requests_that_wait_share_one_call_and_get_their_own_answers():
+    model = GatedModel()
+    coalescer = Coalescer(model)
+    with ThreadPoolExecutor(12) as pool:
+        first = pool.submit(coalescer.predict, ["t0"])
+        assert model.first_call_started.wait(10)
+        waiting = [pool.submit(coalescer.predict, [f"t{i}"]) for i in range(1, 12)]
+        while coalescer._queue.qsize() < 11:
+            threading.Event().wait(0.01)
+        model.release.set()
+        assert first.result() == [{"text": "t0", "label": "label of t0"}]
+        assert [f.result() for f in waiting] == [[{"text": f"t{i}", "label": f"label of t{i}"}] for i in range(1, 12)]
+    assert model.calls == [["t0"], [f"t{i}" for i in range(1, 12)]]
+
+
+def test_a_failed_call_fails_each_of_its_requests_and_the_next_calls_still_work():
+    model = GatedModel()
+    coalescer = Coalescer(model)
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(coalescer.predict, ["t0"])
+        assert model.first_call_started.wait(10)
+        doomed = [pool.submit(coalescer.predict, [text]) for text in ("fine", "boom")]
+        while coalescer._queue.qsize() < 2:
+            threading.Event().wait(0.01)
+        model.release.set()
+        first.result()
+        for future in doomed:
+            with pytest.raises(ValueError, match="the model failed"):
+                future.result()
+    assert coalescer.predict(["later"]) == [{"text": "later", "label": "label of later"}]
+
+
+def test_batches_stop_growing_at_max_texts():
+    model = GatedModel()
+    coalescer = Coalescer(model, max_texts=4)
+    with ThreadPoolExecutor(11) as pool:
+        first = pool.submit(coalescer.predict, ["t0"])
+        assert model.first_call_started.wait(10)
+        rest = [pool.submit(coalescer.predict, [f"t{i}"]) for i in range(1, 11)]
+        while coalescer._queue.qsize() < 10:
+            threading.Event().wait(0.01)
+        model.release.set()
+        first.result()
+        for future in rest:
+            future.result()
+    assert [len(call) for call in model.calls] == [1, 4, 4, 2]
