@@ -75,7 +75,27 @@ bench: ## accuracy, throughput, latency and training-time table for the pipeline
 IMAGE ?= sentiment-nb
 
 docker-build: ## build the Docker image (tag: IMAGE=sentiment-nb)
-	DOCKER_APT_PACKAGES="$(DOCKER_APT_PACKAGES)" .ci/docker-image.sh build $(IMAGE)
+	DOCKER_APT_PACKAGES="$(DOCKER_APT_PACKAGES)" bash .ci/docker-image.sh build $(IMAGE)
 
 docker-test: venv ## build the image, run it and check it with real requests (real dockerd, loopback only)
-	DOCKER_APT_PACKAGES="$(DOCKER_APT_PACKAGES)" .ci/docker-image.sh test $(IMAGE)
+	DOCKER_APT_PACKAGES="$(DOCKER_APT_PACKAGES)" bash .ci/docker-image.sh test $(IMAGE)
+
+bench-http: ## HTTP throughput, latency, memory, start-up: gunicorn vs the Flask dev server (wrk, loopback)
+	$(BIN)/python bench/bench_http.py
+
+# ---- Hardening (bench/soak.py): load, a worker SIGKILLed and SIGTERM under load, every request accounted for.
+# Loopback only, bounded in time; CI runs shorter bounds: make soak SOAK_SECONDS=15 SOAK_FAULT_SECONDS=12
+SOAK_SECONDS ?= 60
+SOAK_FAULT_SECONDS ?= 20
+SOAK_ARGS = --duration $(SOAK_SECONDS) --fault-duration $(SOAK_FAULT_SECONDS)
+.PHONY: soak-docker
+
+soak: venv ## 60 s of load on gunicorn, then a worker SIGKILLed and SIGTERM under load; no request lost
+	$(BIN)/python bench/soak.py --target local $(SOAK_ARGS)
+
+soak-docker: venv ## the same against the container, run read-only and non-root (own dockerd if none runs)
+	DOCKER_APT_PACKAGES="$(DOCKER_APT_PACKAGES)" $(BIN)/python bench/soak.py --target docker --image $(IMAGE) $(SOAK_ARGS)
+
+# ---- Scale out (nbs/05_scale.ipynb): Dask batch scoring and out-of-core training; about an hour on 2 cores.
+bench-scale: venv ## Dask scoring throughput (1 vs 2 workers), out-of-core vs full-batch training time, peak memory, recall
+	$(BIN)/python bench/bench_scale.py

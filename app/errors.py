@@ -41,8 +41,20 @@ def api_error_from_http(err: HTTPException) -> ApiError:
     return ApiError(err.code or 500, (err.name or "error").lower().replace(" ", "_"), err.description or err.name)
 
 
+def discard_unread_body() -> None:
+    """Read what is left of the request body (never more than MAX_CONTENT_LENGTH) so that gunicorn can keep the
+    connection open for the client's next request; an error answered without reading a large body makes it drop the
+    connection, and the client's next request on it fails."""
+    try:
+        request.stream.read()
+    except Exception:  # a broken or over-long body: the connection is closed anyway
+        pass
+
+
 def handle_any_exception(err: Exception) -> Response:
     """Every exception becomes the JSON error shape; unexpected ones are logged and answered without internals."""
+    if not (isinstance(err, HTTPException) and err.code == 413):
+        discard_unread_body()
     if isinstance(err, HTTPException):
         api_error = api_error_from_http(err)
         response = error_response(api_error.status, api_error.code, api_error.message)

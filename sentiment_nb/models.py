@@ -54,7 +54,9 @@ class MacroRecallClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def predict_log_proba(self, X) -> np.ndarray:
         check_is_fitted(self)
-        return log_softmax(self.estimator_.predict_log_proba(X) + self.offsets_, axis=1)
+        with np.errstate(divide="ignore"):  # a class with probability 0 has log-probability -inf, which log_softmax handles
+            log_proba = self.estimator_.predict_log_proba(X)
+        return log_softmax(log_proba + self.offsets_, axis=1)
 
     def predict_proba(self, X) -> np.ndarray: return np.exp(self.predict_log_proba(X))
     def predict(self, X) -> np.ndarray: return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]

@@ -121,6 +121,15 @@ UNPARSABLE_HTTP = {  # name -> (raw request, expected status)
 }
 
 
+@pytest.mark.parametrize("path, content_type", [("/predict", "text/plain"), ("/nowhere", "application/json"), ("/health", "application/json")])
+def test_a_refused_large_body_leaves_the_connection_usable(service_gunicorn, path, content_type):
+    """415, 404 and 405 answered without reading a 100 KB body: the client's next request on the same connection still works."""
+    with requests.Session() as session:
+        refused = session.post(service_gunicorn.url + path, data=b"x" * 100_000, headers={"Content-Type": content_type}, timeout=30)
+        assert refused.status_code in (404, 405, 415)
+        assert session.post(service_gunicorn.url + "/predict", json={"text": POSITIVE}, timeout=30).status_code == 200
+
+
 @pytest.mark.parametrize("name", list(UNPARSABLE_HTTP))
 def test_requests_gunicorn_cannot_parse_get_json_errors_too(service_gunicorn, name):
     request, status = UNPARSABLE_HTTP[name]

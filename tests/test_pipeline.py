@@ -158,6 +158,15 @@ def test_predict_contract(small_model):
     assert predict_pipeline([], model) == []
 
 
+def test_extreme_inputs_give_clean_probabilities(small_model):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no divide-by-zero noise from a class whose probability underflows to 0
+        out = predict_pipeline(["love " * 4000, "hate " * 4000], load_pipeline(small_model))
+    for o in out:
+        assert abs(sum(o["probabilities"].values()) - 1) < 1e-5 and all(0 <= p <= 1 for p in o["probabilities"].values())
+
+
 def test_predict_handles_every_edge_case(small_model):
     out = predict_pipeline(EDGE_CASES, load_pipeline(small_model))
     assert [o["text"] for o in out] == EDGE_CASES
