@@ -47,7 +47,7 @@ readme: ## nbs/index.ipynb -> README.md
 	$(BIN)/python tools/nb2readme.py nbs/index.ipynb README.md
 
 sync-check: ## fail if export, clean or readme would change a tracked file
-	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/python tools/nb2readme.py nbs/index.ipynb README.md
+	$(BIN)/nbdev_clean && $(BIN)/nbdev_export && $(BIN)/python tools/nb2readme.py nbs/index.ipynb README.md
 	@changed=$$(git status --porcelain -- sentiment_nb nbs README.md); \
 	if [ -n "$$changed" ]; then echo "out of sync with the notebooks:"; echo "$$changed"; git --no-pager diff --stat; exit 1; fi
 
