@@ -1,6 +1,6 @@
 """Concurrent single-tweet requests in one process answered by one pipeline call.
 
-A pipeline call has a fixed cost (~0.8 ms: scikit-learn's checks and dispatch) that dwarfs the cost per tweet (~0.03 ms).
+A pipeline call has a fixed cost (~0.4 ms: scikit-learn's checks and dispatch) that dwarfs the cost per tweet (~0.03 ms).
 Requests that arrive while the model is busy wait for the next call and share it; a lone request waits for nobody.
 """
 import os
