@@ -247,9 +247,14 @@ class PipelineOnWorkers(WorkerPlugin):
         for name, data in self.files.items(): (where/name).write_bytes(data)
         self.pipeline = load_pipeline(where/self.model_file)
 
+def _as_text(cell) -> str:
+    "A text cell as the local engine reads it: missing is an empty tweet, anything else its `str`."
+    if isinstance(cell, str): return cell
+    return "" if cell is None or cell is pd.NA or (isinstance(cell, float) and cell != cell) else str(cell)
+
 def _label(df: pd.DataFrame, pipeline: Pipeline, text_column: str) -> pd.DataFrame:
-    "`label_frame` of `df`, a missing text scored as an empty tweet, as the local engine reads it."
-    return label_frame(df.assign(**{text_column: df[text_column].map(lambda t: t if isinstance(t, str) else "")}), pipeline, text_column)
+    "`label_frame` of `df`, its text cells read as the local engine reads them."
+    return label_frame(df.assign(**{text_column: df[text_column].map(_as_text)}), pipeline, text_column)
 
 def _label_partition(df: pd.DataFrame, plugin_name: str, text_column: str) -> pd.DataFrame:
     "Runs on a worker: label one partition with the pipeline the plugin loaded there."
@@ -359,7 +364,7 @@ def _describe_failures(client: Client, errors: dict, rows: dict, sources: list, 
                        "error": f"{type(exc).__name__}: {str(exc).strip()}"})
     return report
 
-# %% ../nbs/05_scale.ipynb #7bc86161
+# %% ../nbs/05_scale.ipynb #0386d9c5
 def predict_dask(inputs, # a glob, a path, or a list of them: .csv/.tsv/.txt/.jsonl/.parquet files of tweets
                  output, # directory for the part files, `_summary.json` and the `_SUCCESS`/`_INCOMPLETE` marker
                  model_path=None, # pickled pipeline (default: `default_model_path()`)
@@ -381,8 +386,8 @@ def predict_dask(inputs, # a glob, a path, or a list of them: .csv/.tsv/.txt/.js
     files = input_files(inputs)
     t0 = time.perf_counter()
     with dask_client(scheduler, n_workers, memory_limit) as client:
-        threads = sum(client.nthreads().values())
-        frames = [read_tweet_partitions(f, _blocksize(blocksize, files, threads), text_column) for f in files]
+        block = _blocksize(blocksize, files, threads=sum(client.nthreads().values()))
+        frames = [read_tweet_partitions(f, block, text_column) for f in files]
         _check_columns(files, frames, added=list(_label(pd.DataFrame({text_column: [""]}), pipeline, text_column).columns.drop(text_column)))
         meta = _label(meta_nonempty(frames[0]._meta), pipeline, text_column).iloc[:0]
         fs, root = _prepare_output(output, overwrite)
