@@ -246,6 +246,7 @@ class PipelineOnWorkers(WorkerPlugin):
         where.mkdir(parents=True, exist_ok=True)
         for name, data in self.files.items(): (where/name).write_bytes(data)
         self.pipeline = load_pipeline(where/self.model_file)
+        self.pipeline.predict_proba(["warm-up"])  # WordNet loads now, on all workers at once, not inside a first partition
 
 def _as_text(cell) -> str:
     "A text cell as the local engine reads it: missing is an empty tweet, anything else its `str`."
@@ -278,11 +279,11 @@ def dask_client(scheduler=None, # a `Client`, a scheduler address like 'tcp://10
 
 # %% ../nbs/05_scale.ipynb #2f5d34d7
 def _blocksize(blocksize, files: list[str], threads: int) -> int | None:
-    "`blocksize` in bytes, lowered for small inputs so each worker thread gets at least four partitions (of 1 MiB or more)."
+    "`blocksize` in bytes, lowered for small inputs so each worker thread gets at least eight partitions (of 1 MiB or more)."
     if blocksize is None: return None
     total = sum(fsspec.core.url_to_fs(f)[0].size(f) for f in files)
     # dask cuts a file into floor(size / blocksize) blocks: one spare block per file absorbs the rounding down
-    return max(1 << 20, min(parse_bytes(blocksize), total // (4 * max(threads, 1) + len(files))))
+    return max(1 << 20, min(parse_bytes(blocksize), total // (8 * max(threads, 1) + len(files))))
 
 _MARKERS = ("_SUCCESS", "_INCOMPLETE", "_summary.json")
 
@@ -335,6 +336,11 @@ def _announce(client: Client, files: list[str], partitions: int):
     print(f"dask: {len(client.nthreads())} workers, scheduler {client.scheduler.address}, dashboard {dashboard}; "
           f"{len(files)} file(s) in {partitions} partitions", file=sys.stderr)
 
+def _label_and_write(df: pd.DataFrame, plugin_name: str, text_column: str, fs, root: str, out_format: str, partition_info=None) -> pd.DataFrame:
+    "Runs on a worker: label a partition and write its part file; returns its row count, so no labelled data leaves the worker."
+    path = f"{root}/part-{partition_info['number']:05d}.{'parquet' if out_format == 'parquet' else 'csv'}"
+    return pd.DataFrame({"rows": [_write_part(_label_partition(df, plugin_name, text_column), fs, path, out_format)]})
+
 def _run_partitions(client: Client, tasks: list, retries: int, progress: bool) -> tuple[dict, dict]:
     "Compute `tasks` with a progress bar; rows written per finished partition, exception per failed one."
     futures = client.compute(tasks, retries=retries)
@@ -344,7 +350,7 @@ def _run_partitions(client: Client, tasks: list, retries: int, progress: bool) -
         for future in as_completed(futures):
             i = index[future.key]
             if future.status == "error": errors[i] = future.exception()
-            else: rows[i] = future.result()
+            else: rows[i] = int(future.result()["rows"].sum())
             bar.update(); bar.set_postfix(rows=f"{sum(rows.values()):,}", failed=len(errors))
     return rows, errors
 
@@ -379,32 +385,33 @@ def predict_dask(inputs, # a glob, a path, or a list of them: .csv/.tsv/.txt/.js
                  progress: bool = True, # print the cluster and a progress bar to stderr
                 ) -> dict:
     "Label every tweet of `inputs` on a Dask cluster into partitioned files in `output`; returns the run's summary."
+    t0 = time.perf_counter()
     if out_format not in OUTPUT_FORMATS: raise ValueError(f"out_format {out_format!r}: use one of {', '.join(OUTPUT_FORMATS)}")
     if str(output) == "-": raise ValueError("the dask engine writes a directory of part files: give --output a directory")
     model_path = Path(model_path or default_model_path())
-    pipeline = load_pipeline(model_path)  # a bad model fails here, before a cluster starts
+    load_pipeline(model_path)  # a bad model fails here, before a cluster starts
     files = input_files(inputs)
-    t0 = time.perf_counter()
     with dask_client(scheduler, n_workers, memory_limit) as client:
         block = _blocksize(blocksize, files, threads=sum(client.nthreads().values()))
         frames = [read_tweet_partitions(f, block, text_column) for f in files]
-        _check_columns(files, frames, added=list(_label(pd.DataFrame({text_column: [""]}), pipeline, text_column).columns.drop(text_column)))
-        meta = _label(meta_nonempty(frames[0]._meta), pipeline, text_column).iloc[:0]
-        fs, root = _prepare_output(output, overwrite)
         plugin = PipelineOnWorkers(model_path)
         client.register_plugin(plugin)
+        # the columns labelling adds, from a worker: the client need not load WordNet just to learn them
+        added = client.submit(_label_partition, meta_nonempty(frames[0]._meta[[text_column]]), plugin.name, text_column).result().iloc[:0].drop(columns=text_column)
+        _check_columns(files, frames, list(added.columns))
+        fs, root = _prepare_output(output, overwrite)
         raw = dd.concat(frames) if len(frames) > 1 else frames[0]
         if progress: _announce(client, files, raw.npartitions)
-        labelled = raw.map_partitions(_label_partition, plugin.name, text_column, meta=meta)
-        suffix = "parquet" if out_format == "parquet" else "csv"
-        tasks = [dask.delayed(_write_part)(part, fs, f"{root}/part-{i:05d}.{suffix}", out_format) for i, part in enumerate(labelled.to_delayed())]
+        tasks = raw.map_partitions(_label_and_write, plugin.name, text_column, fs, root, out_format, meta={"rows": "int64"}).to_delayed()
+        t_scoring = time.perf_counter()
         rows, errors = _run_partitions(client, tasks, retries, progress)
+        scoring_seconds = time.perf_counter() - t_scoring
         sources = [(f, k) for f, frame in zip(files, frames) for k in range(frame.npartitions)]
         failed = _describe_failures(client, errors, rows, sources, raw) if errors else []
         workers = len(client.nthreads())
     summary = {"output": str(output), "complete": not failed, "rows": sum(rows.values()), "partitions": len(tasks),
-               "failed_partitions": failed, "format": out_format, "columns": list(meta.columns), "inputs": files,
+               "failed_partitions": failed, "format": out_format, "columns": [*frames[0].columns, *added.columns], "inputs": files,
                "model": {"path": str(model_path), "sha256": read_manifest(model_path)["sha256"]}, "workers": workers,
-               "seconds": round(time.perf_counter() - t0, 2)}
+               "scoring_seconds": round(scoring_seconds, 2), "seconds": round(time.perf_counter() - t0, 2)}
     _finish_output(fs, root, summary)
     return summary
