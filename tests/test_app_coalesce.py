@@ -26,15 +26,21 @@ class GatedModel:
         return [{"text": t, "label": f"label of {t}"} for t in texts]
 
 
+def queue_behind_a_busy_call(pool, coalescer, model, texts):
+    """Start a call for "t0", hold it inside the model, queue one request per text behind it; returns (first, queued) futures."""
+    first = pool.submit(coalescer.predict, ["t0"])
+    assert model.first_call_started.wait(10)
+    queued = [pool.submit(coalescer.predict, [text]) for text in texts]
+    while coalescer._queue.qsize() < len(texts):
+        threading.Event().wait(0.01)
+    return first, queued
+
+
 def test_requests_that_wait_share_one_call_and_get_their_own_answers():
     model = GatedModel()
     coalescer = Coalescer(model)
     with ThreadPoolExecutor(12) as pool:
-        first = pool.submit(coalescer.predict, ["t0"])
-        assert model.first_call_started.wait(10)
-        waiting = [pool.submit(coalescer.predict, [f"t{i}"]) for i in range(1, 12)]
-        while coalescer._queue.qsize() < 11:
-            threading.Event().wait(0.01)
+        first, waiting = queue_behind_a_busy_call(pool, coalescer, model, [f"t{i}" for i in range(1, 12)])
         model.release.set()
         assert first.result() == [{"text": "t0", "label": "label of t0"}]
         assert [f.result() for f in waiting] == [[{"text": f"t{i}", "label": f"label of t{i}"}] for i in range(1, 12)]
@@ -45,11 +51,7 @@ def test_a_failed_call_fails_each_of_its_requests_and_the_next_calls_still_work(
     model = GatedModel()
     coalescer = Coalescer(model)
     with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(coalescer.predict, ["t0"])
-        assert model.first_call_started.wait(10)
-        doomed = [pool.submit(coalescer.predict, [text]) for text in ("fine", "boom")]
-        while coalescer._queue.qsize() < 2:
-            threading.Event().wait(0.01)
+        first, doomed = queue_behind_a_busy_call(pool, coalescer, model, ["fine", "boom"])
         model.release.set()
         first.result()
         for future in doomed:
@@ -62,11 +64,7 @@ def test_batches_stop_growing_at_max_texts():
     model = GatedModel()
     coalescer = Coalescer(model, max_texts=4)
     with ThreadPoolExecutor(11) as pool:
-        first = pool.submit(coalescer.predict, ["t0"])
-        assert model.first_call_started.wait(10)
-        rest = [pool.submit(coalescer.predict, [f"t{i}"]) for i in range(1, 11)]
-        while coalescer._queue.qsize() < 10:
-            threading.Event().wait(0.01)
+        first, rest = queue_behind_a_busy_call(pool, coalescer, model, [f"t{i}" for i in range(1, 11)])
         model.release.set()
         first.result()
         for future in rest:
