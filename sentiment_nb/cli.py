@@ -12,7 +12,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['read_text_chunks', 'label_frame', 'predict_file', 'main']
+__all__ = ['read_text_chunks', 'predict_file', 'main']
 
 # %% ../nbs/04_cli.ipynb #812b0ef2
 def _input_kind(path: Path) -> str:
@@ -22,7 +22,7 @@ def _input_kind(path: Path) -> str:
     return kinds[suffix]
 
 def read_text_chunks(path, text_column: str = "text", chunksize: int = 10_000) -> Iterator[pd.DataFrame]:
-    "Stream a file of tweets to label as frames with (at least) a `text_column` of strings."
+    "Stream a file of tweets to label as frames with (at least) a `text_column`."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path}: no such file")
     kind = _input_kind(path)
@@ -36,19 +36,9 @@ def read_text_chunks(path, text_column: str = "text", chunksize: int = 10_000) -
     with reader:
         for chunk in reader:
             if text_column not in chunk: raise ValueError(f"{path}: no {text_column!r} column (found {', '.join(map(str, chunk.columns))})")
-            chunk[text_column] = chunk[text_column].map(lambda t: "" if t is None or (isinstance(t, float) and t != t) else str(t))
             yield chunk
 
 # %% ../nbs/04_cli.ipynb #0c542870
-def label_frame(chunk: pd.DataFrame, pipeline, text_column: str = "text") -> pd.DataFrame:
-    "`chunk` plus `label` and `p_<label>` columns from `pipeline`."
-    proba = pipeline.predict_proba(chunk[text_column].tolist())
-    labels = [str(c) for c in pipeline.classes_]
-    out = chunk.copy()
-    out["label"] = [labels[i] for i in proba.argmax(axis=1)]
-    for i, label in enumerate(labels): out[f"p_{label}"] = proba[:, i].round(6)
-    return out
-
 def _append(frame: pd.DataFrame, out, kind: str, first: bool):
     if kind == "jsonl": frame.to_json(out, orient="records", lines=True, force_ascii=False)
     else: frame.to_csv(out, sep="\t" if kind == "tsv" else ",", index=False, header=first)
@@ -57,7 +47,7 @@ def _append(frame: pd.DataFrame, out, kind: str, first: bool):
 def predict_file(input_path, output_path="-", # file of tweets; destination (`-`: JSON Lines on stdout)
                  model_path=None, text_column: str = "text", chunksize: int = 10_000, progress: bool = True) -> int:
     "Label every tweet of `input_path` into `output_path`, one chunk at a time; returns the number of rows."
-    from sentiment_nb.pipeline import load_pipeline
+    from sentiment_nb.pipeline import label_frame, load_pipeline
     pipeline = load_pipeline(model_path)
     to_stdout = str(output_path) == "-"
     kind = "jsonl" if to_stdout else _input_kind(Path(output_path)) if Path(output_path).suffix.lower() != ".txt" else "csv"
@@ -90,8 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--output", default="-", help="output file (.csv/.tsv/.jsonl) or directory with --engine dask; '-' = JSON Lines on stdout")
     r.add_argument("--model", default=None); r.add_argument("--text-column", default="text"); r.add_argument("--chunksize", type=int, default=10_000)
     r.add_argument("--engine", choices=["local", "dask"], default="local"); r.add_argument("--scheduler", default=None, help="dask scheduler address (default: start a local cluster)")
-    r.add_argument("--workers", type=int, default=2, help="workers of the local dask cluster"); r.add_argument("--blocksize", default="32MB")
+    r.add_argument("--workers", type=int, default=2, help="workers of the local dask cluster"); r.add_argument("--blocksize", default="32MB", help="with --engine dask: largest partition; 'none' reads each file whole (CSV whose quoted tweets hold line breaks)")
     r.add_argument("--output-format", choices=["parquet", "csv"], default="parquet", help="with --engine dask")
+    r.add_argument("--retries", type=int, default=1, help="with --engine dask: extra attempts for a failing partition")
+    r.add_argument("--overwrite", action="store_true", help="with --engine dask: replace an earlier run's output directory")
     sub.add_parser("nltk-data", help="make the WordNet data NLTK needs available (works offline on Debian/Ubuntu)")
     s = sub.add_parser("serve", help="serve the API with gunicorn (app/gunicorn.conf.py)")
     s.add_argument("--host", default=None); s.add_argument("--port", default=None); s.add_argument("--model", default=None)
@@ -99,14 +91,17 @@ def _parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/04_cli.ipynb #93d6089b
 def _train(a):
+    from sentiment_nb.pipeline import default_model_path
+    out = a.out or default_model_path()
     if a.out_of_core:
         from sentiment_nb.scale import train_out_of_core
-        return train_out_of_core(a.data, a.out, fmt=a.fmt, chunksize=a.chunksize)
-    from sentiment_nb.data import load_tweets
-    from sentiment_nb.pipeline import default_model_path, train_and_save
-    out = a.out or default_model_path()
-    manifest = train_and_save(load_tweets(a.data, a.fmt), out, data_paths=a.data, valid_size=a.valid_size)
-    print(f"wrote {out} ({manifest['bytes'] / 1e6:.1f} MB, trained in {manifest['train_seconds']}s)", file=sys.stderr)
+        manifest = train_out_of_core(a.data, out, fmt=a.fmt, chunksize=a.chunksize, valid=a.valid_size or None)
+    else:
+        from sentiment_nb.data import load_tweets
+        from sentiment_nb.pipeline import train_and_save
+        manifest = train_and_save(load_tweets(a.data, a.fmt), out, data_paths=a.data, valid_size=a.valid_size)
+    recall = f"; macro recall {manifest['metrics']['macro_recall']:.4f} held out" if "metrics" in manifest else ""
+    print(f"wrote {out} ({manifest['bytes'] / 1e6:.1f} MB, trained in {manifest['train_seconds']}s{recall})", file=sys.stderr)
     return manifest
 
 def _evaluate(a):
@@ -119,13 +114,23 @@ def _evaluate(a):
     return metrics
 
 def _predict(a):
-    if a.engine == "dask":
-        from sentiment_nb.scale import predict_dask
-        return predict_dask(a.input, a.output, model_path=a.model, scheduler=a.scheduler, n_workers=a.workers,
-                            blocksize=a.blocksize, out_format=a.output_format, text_column=a.text_column)
+    if a.engine == "dask": return _predict_dask(a)
     rows = predict_file(a.input, a.output, a.model, a.text_column, a.chunksize)
     print(f"labelled {rows:,} tweets -> {a.output}", file=sys.stderr)
     return rows
+
+def _predict_dask(a):
+    from sentiment_nb.scale import predict_dask
+    summary = predict_dask(a.input, a.output, model_path=a.model, scheduler=a.scheduler, n_workers=a.workers,
+                           blocksize=None if a.blocksize.lower() == "none" else a.blocksize,
+                           out_format=a.output_format, text_column=a.text_column, retries=a.retries, overwrite=a.overwrite)
+    print(f"labelled {summary['rows']:,} tweets in {summary['partitions']} partitions on {summary['workers']} workers "
+          f"-> {a.output} ({summary['seconds']}s)", file=sys.stderr)
+    if not summary["complete"]:
+        failed = summary["failed_partitions"]
+        raise RuntimeError(f"output incomplete: {len(failed)} of {summary['partitions']} partitions failed, listed in "
+                           f"{Path(a.output)/'_INCOMPLETE'}; the first: {failed[0]['file']}: {failed[0]['error']}")
+    return summary
 
 def _nltk_data(a):
     from sentiment_nb.preprocess import ensure_nltk_data, nltk_data_dir
@@ -147,6 +152,6 @@ def main(argv: list[str] | None = None):
     "Entry point of the `sentiment-nb` console script."
     args = _parser().parse_args(argv)
     try: _COMMANDS[args.command](args)
-    except (FileNotFoundError, ValueError, TypeError, RuntimeError) as e:
+    except (OSError, ValueError, TypeError, RuntimeError) as e:  # OSError: a missing input, an output that exists, no permission
         print(f"sentiment-nb {args.command}: error: {e}", file=sys.stderr)
         sys.exit(1)

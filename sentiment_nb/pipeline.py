@@ -20,7 +20,7 @@ from .models import build_pipeline, sentiment_metrics
 # %% auto #0
 __all__ = ['SHIPPED_MODEL', 'MANIFEST_LIBRARIES', 'default_model_path', 'manifest_path', 'train_pipeline', 'library_versions',
            'file_sha256', 'save_pipeline', 'ModelIntegrityError', 'read_manifest', 'load_pipeline', 'default_pipeline',
-           'predict_pipeline', 'train_and_save']
+           'predict_pipeline', 'text_cell', 'label_frame', 'train_and_save']
 
 # %% ../nbs/03_pipeline.ipynb #9b62a67e
 SHIPPED_MODEL = PROJECT_DIR/"models"/"pipeline.pkl"
@@ -180,6 +180,25 @@ def predict_pipeline(texts, # a tweet or a list of tweets
             for t, p, row in zip(texts, preds, proba.round(6).tolist())]
 
 # %% ../nbs/03_pipeline.ipynb #7d11280b
+def text_cell(cell) -> str:
+    "A text cell as batch scoring reads it: missing (None, NaN, NA) is an empty tweet, anything else its `str`."
+    if isinstance(cell, str): return cell
+    return "" if cell is None or cell is pd.NA or (isinstance(cell, float) and cell != cell) else str(cell)
+
+def label_frame(frame: pd.DataFrame, # rows to label; every column is kept
+                pipeline: Pipeline, # fitted pipeline
+                text_column: str = "text",
+               ) -> pd.DataFrame:
+    "`frame`, its text cells read by `text_cell`, plus `label` and `p_<label>` columns from `pipeline`."
+    texts = frame[text_column].map(text_cell)
+    proba = pipeline.predict_proba(texts.tolist())
+    labels = [str(c) for c in pipeline.classes_]
+    out = frame.assign(**{text_column: texts})
+    out["label"] = [labels[i] for i in proba.argmax(axis=1)]
+    for i, label in enumerate(labels): out[f"p_{label}"] = proba[:, i].round(6)
+    return out
+
+# %% ../nbs/03_pipeline.ipynb #f75ce5d1
 def train_and_save(df: pd.DataFrame, # labelled tweets (`text`, `label`)
                    path=None, # destination pickle
                    data_paths=(), # files `df` came from, recorded in the manifest

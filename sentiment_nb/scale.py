@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_scale.ipynb #2ca8d58b
 from __future__ import annotations
-import csv, json, logging, math, os, sys, tempfile, time
+import csv, hashlib, io, json, logging, math, os, sys, tempfile, time
 from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
@@ -24,11 +24,10 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from tqdm.auto import tqdm
 
-from .cli import label_frame
 from .data import LABELS, SENTIMENT140_POLARITY, DataFormatError, read_tweet_chunks
 from .features import LexiconFeatures
 from .models import sentiment_metrics
-from .pipeline import default_model_path, file_sha256, load_pipeline, manifest_path, read_manifest, save_pipeline
+from .pipeline import default_model_path, file_sha256, label_frame, load_pipeline, manifest_path, read_manifest, save_pipeline
 from .preprocess import TweetNormalizer
 
 # %% auto #0
@@ -216,6 +215,12 @@ def input_files(inputs, # a glob, a path, or a list of them
     return files
 
 # %% ../nbs/05_scale.ipynb #89eec46f
+def _quoted_line_breaks(path: str, sep: str, sample: int = 1 << 20) -> bool:
+    "Does a quoted cell in the first `sample` bytes of a CSV/TSV file hold a line break?"
+    with fsspec.open(path, "rb") as f: head = f.read(sample)
+    text = head[:head.rfind(b"\n") + 1].decode("utf-8", "replace")
+    return any("\n" in cell or "\r" in cell for row in csv.reader(io.StringIO(text, newline=""), delimiter=sep) for cell in row)
+
 def read_tweet_partitions(path: str, # one input file
                           blocksize: int | None, # bytes per partition; None: one partition per file
                           text_column: str = "text",
@@ -223,7 +228,11 @@ def read_tweet_partitions(path: str, # one input file
     "One file of tweets as a lazy Dask frame, all columns kept, CSV/TSV cells as strings."
     kind = INPUT_KINDS[Path(path).suffix.lower()]
     if kind in ("csv", "tsv"):
-        ddf = dd.read_csv(path, sep="\t" if kind == "tsv" else ",", blocksize=blocksize, dtype=str, keep_default_na=False, encoding_errors="replace")
+        sep = "\t" if kind == "tsv" else ","
+        if blocksize and fsspec.core.url_to_fs(path)[0].size(path) > blocksize and _quoted_line_breaks(path, sep):
+            raise DataFormatError(f"{path}: quoted tweets hold line breaks, and {kind.upper()} partitions are cut at line breaks; "
+                                  "read the file whole (blocksize=None, --blocksize none) or convert it to JSON Lines or Parquet")
+        ddf = dd.read_csv(path, sep=sep, blocksize=blocksize, dtype=str, keep_default_na=False, encoding_errors="replace")
     elif kind == "txt":
         lines = db.read_text(path, blocksize=blocksize, errors="replace").map(lambda line: line.rstrip("\r\n"))
         ddf = lines.to_dataframe(meta=pd.DataFrame({text_column: pd.Series(dtype=str)}))
@@ -235,11 +244,12 @@ def read_tweet_partitions(path: str, # one input file
 # %% ../nbs/05_scale.ipynb #abdffcea
 class PipelineOnWorkers(WorkerPlugin):
     "A Dask worker plugin: ship a model and its manifest to each worker and load it there once, verified by `load_pipeline`."
+    idempotent = True  # named after the pickle's sha256: registering the same model again is a no-op
     def __init__(self, model_path):
         model_path = Path(model_path)
         self.files = {p.name: p.read_bytes() for p in (model_path, manifest_path(model_path))}
         self.model_file = model_path.name
-        self.name = f"sentiment-pipeline-{json.loads(self.files[manifest_path(model_path).name])['sha256'][:16]}"
+        self.name = f"sentiment-pipeline-{hashlib.sha256(self.files[self.model_file]).hexdigest()[:16]}"  # the bytes shipped, not the manifest's claim
 
     def setup(self, worker):
         where = Path(worker.local_directory)/self.name
@@ -248,18 +258,9 @@ class PipelineOnWorkers(WorkerPlugin):
         self.pipeline = load_pipeline(where/self.model_file)
         self.pipeline.predict_proba(["warm-up"])  # WordNet loads now, on all workers at once, not inside a first partition
 
-def _as_text(cell) -> str:
-    "A text cell as the local engine reads it: missing is an empty tweet, anything else its `str`."
-    if isinstance(cell, str): return cell
-    return "" if cell is None or cell is pd.NA or (isinstance(cell, float) and cell != cell) else str(cell)
-
-def _label(df: pd.DataFrame, pipeline: Pipeline, text_column: str) -> pd.DataFrame:
-    "`label_frame` of `df`, its text cells read as the local engine reads them."
-    return label_frame(df.assign(**{text_column: df[text_column].map(_as_text)}), pipeline, text_column)
-
 def _label_partition(df: pd.DataFrame, plugin_name: str, text_column: str) -> pd.DataFrame:
     "Runs on a worker: label one partition with the pipeline the plugin loaded there."
-    return _label(df, get_worker().plugins[plugin_name].pipeline, text_column)
+    return label_frame(df, get_worker().plugins[plugin_name].pipeline, text_column)
 
 # %% ../nbs/05_scale.ipynb #10ddd29d
 @contextmanager
@@ -273,7 +274,7 @@ def dask_client(scheduler=None, # a `Client`, a scheduler address like 'tcp://10
         with Client(scheduler, timeout="30s") as client: yield client
     else:
         # silence_logs: a failing partition would print its traceback once per attempt; the summary reports each failure once
-        with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
                           memory_limit=memory_limit, silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
             yield client
 

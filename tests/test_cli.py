@@ -35,6 +35,17 @@ def test_train_then_evaluate_on_our_tweets(tmp_path):
     assert "macro_recall" in r.stdout
 
 
+def test_train_out_of_core_validates_and_reports_its_model(tmp_path):
+    data = write_semeval(tmp_path / "train.tsv", LABELLED * 8)
+    out = tmp_path / "m" / "pipeline.pkl"
+    r = run("train", "--out-of-core", data, "--out", out, "--chunksize", "50")
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {out}" in r.stderr and "macro recall" in r.stderr, r.stderr
+    m = read_manifest(out)
+    assert m["recipe"]["out_of_core"] and m["metrics"]["valid_rows"] + m["training_data"]["rows"] == len(LABELLED) * 8
+    assert [p["label"] for p in predict_pipeline([POSITIVE[0], NEGATIVE[0]], load_pipeline(out))] == ["positive", "negative"]
+
+
 def test_predict_csv_keeps_columns_and_matches_the_library(tmp_path, shipped):
     src = tmp_path / "in.csv"
     texts = POSITIVE + NEGATIVE

@@ -1,10 +1,11 @@
 """TweetNormalizer edge cases and the offline NLTK data route."""
 import pickle
+from pathlib import Path
 
 import pytest
 
 from sentiment_nb.preprocess import (NEGATIVE, POSITIVE, TweetNormalizer, ensure_nltk_data, lexnames_from_man, mark_negation,
-                                     wordnet_available, wordnet_from_debian, DEBIAN_WORDNET)
+                                     wordnet_available, wordnet_from_debian, wordnet_lemmatizer, DEBIAN_WORDNET)
 from tests.tweets import EDGE_CASES
 
 
@@ -88,3 +89,19 @@ def test_wordnet_assembled_from_debian_packages_works_offline(tmp_path, monkeypa
     wn = WordNetCorpusReader(str(dest), None)
     assert wn.morphy("geese", "n") == "goose"
     assert len(lexnames_from_man().splitlines()) == 45
+
+
+def test_fast_wordnet_lemmatizer_gives_nltks_lemmas():
+    """The reader that skips NLTK's sense-key map must lemmatize exactly as `WordNetLemmatizer`:
+    every irregular noun WordNet lists, every noun lemma's plural-looking forms, and a few non-words."""
+    ensure_nltk_data()
+    import nltk
+    from nltk.stem import WordNetLemmatizer
+    wordnet = Path(str(nltk.data.find("corpora/wordnet")))
+    irregular = [line.split()[0] for line in (wordnet / "noun.exc").read_text().splitlines()]
+    nouns = [line.split()[0] for line in (wordnet / "index.noun").read_text().splitlines() if not line.startswith(" ")]
+    words = irregular + [w + suffix for w in nouns[::20] for suffix in ("s", "es", "ies")] + ["lolz", "sooo", "2day", "_url_"]
+    assert len(irregular) > 2000 and len(words) > 10_000
+    fast, nltks = wordnet_lemmatizer(), WordNetLemmatizer().lemmatize
+    assert [fast(w) for w in words] == [nltks(w) for w in words]
+    assert fast("geese") == "goose" and fast("churches") == "church"

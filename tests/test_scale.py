@@ -1,5 +1,5 @@
 """Dask batch scoring and out-of-core training (sentiment_nb.scale) against a real `distributed.LocalCluster` on 127.0.0.1."""
-import json
+import json, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ from tests.tweets import LABELLED
 
 pytestmark = pytest.mark.slow
 PROBABILITIES = ["p_negative", "p_neutral", "p_positive"]
+CLI = str(Path(sys.executable).with_name("sentiment-nb"))
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +185,40 @@ def test_training_input_errors_name_the_file_and_write_no_model(tmp_path):
     with pytest.raises(ValueError, match="between 0 and 1"):
         train_out_of_core(one_label, tmp_path / "m" / "pipeline.pkl", valid=1.5, progress=False)
     assert not (tmp_path / "m").exists()
+
+
+def run_cli(*args):
+    return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+def test_cli_dask_engine_summarises_refuses_a_used_output_and_overwrites_on_request(model_path, cluster_address, tmp_path):
+    pd.DataFrame({"id": ["001", "002"], "text": ["good morning", "bad night"]}).to_csv(tmp_path / "t.csv", index=False)
+    args = ["predict", "--engine", "dask", "--scheduler", cluster_address, "--model", model_path,
+            "--input", tmp_path / "t.csv", "--output", tmp_path / "out", "--output-format", "csv"]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "labelled 2 tweets in 1 partitions on 2 workers" in first.stderr and (tmp_path / "out" / "_SUCCESS").exists()
+    again = run_cli(*args)
+    assert again.returncode == 1 and "output directory is not empty" in again.stderr and "Traceback" not in again.stderr, again.stderr
+    assert run_cli(*args, "--overwrite").returncode == 0
+
+
+def test_cli_dask_engine_exits_1_when_the_output_is_incomplete(model_path, cluster_address, tmp_path):
+    rows = ["id,text", *(f"{i},tweet number {i} of a long and tedious day" for i in range(100_000))]
+    rows.insert(80_000, "x,one field,too many")
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    r = run_cli("predict", "--engine", "dask", "--scheduler", cluster_address, "--model", model_path, "--input", tmp_path / "t.csv",
+                "--output", tmp_path / "out", "--retries", "0")
+    assert r.returncode == 1, r.stderr
+    assert "output incomplete: 1 of" in r.stderr and "_INCOMPLETE" in r.stderr and "ParserError" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert (tmp_path / "out" / "_INCOMPLETE").exists() and not (tmp_path / "out" / "_SUCCESS").exists()
+
+
+def test_cli_dask_engine_reads_csv_with_line_breaks_whole_on_request(model_path, cluster_address, tmp_path):
+    pd.DataFrame({"text": ["first line\nsecond line", "one line"] * 40_000}).to_csv(tmp_path / "t.csv", index=False)
+    args = ["predict", "--engine", "dask", "--scheduler", cluster_address, "--model", model_path, "--input", tmp_path / "t.csv"]
+    refused = run_cli(*args, "--output", tmp_path / "o1")
+    assert refused.returncode == 1 and "quoted tweets hold line breaks" in refused.stderr and not (tmp_path / "o1").exists(), refused.stderr
+    whole = run_cli(*args, "--output", tmp_path / "o2", "--blocksize", "none")
+    assert whole.returncode == 0, whole.stderr
+    assert pd.read_parquet(tmp_path / "o2").text.str.contains("\n").sum() == 40_000
