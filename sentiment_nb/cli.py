@@ -47,8 +47,8 @@ def _append(frame: pd.DataFrame, out, kind: str, first: bool):
 def predict_file(input_path, output_path="-", # file of tweets; destination (`-`: JSON Lines on stdout)
                  model_path=None, text_column: str = "text", chunksize: int = 10_000, progress: bool = True) -> int:
     "Label every tweet of `input_path` into `output_path`, one chunk at a time; returns the number of rows."
-    from sentiment_nb.pipeline import label_frame, load_pipeline
-    pipeline = load_pipeline(model_path)
+    from sentiment_nb.pipeline import label_frame, load_pipeline, warm_and_freeze
+    pipeline = warm_and_freeze(load_pipeline(model_path))
     to_stdout = str(output_path) == "-"
     kind = "jsonl" if to_stdout else _input_kind(Path(output_path)) if Path(output_path).suffix.lower() != ".txt" else "csv"
     rows = 0
@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--output", default="-", help="output file (.csv/.tsv/.jsonl) or directory with --engine dask; '-' = JSON Lines on stdout")
     r.add_argument("--model", default=None); r.add_argument("--text-column", default="text"); r.add_argument("--chunksize", type=int, default=10_000)
     r.add_argument("--engine", choices=["local", "dask"], default="local"); r.add_argument("--scheduler", default=None, help="dask scheduler address (default: start a local cluster)")
-    r.add_argument("--workers", type=int, default=2, help="workers of the local dask cluster"); r.add_argument("--blocksize", default="32MB", help="with --engine dask: largest partition; 'none' reads each file whole (CSV whose quoted tweets hold line breaks)")
+    r.add_argument("--workers", type=int, default=2, help="workers of the local dask cluster"); r.add_argument("--blocksize", default="4MB", help="with --engine dask: largest partition (4MB is about 30,000 tweets); 'none' reads each file whole (CSV whose quoted tweets hold line breaks)")
     r.add_argument("--output-format", choices=["parquet", "csv"], default="parquet", help="with --engine dask")
     r.add_argument("--retries", type=int, default=1, help="with --engine dask: extra attempts for a failing partition")
     r.add_argument("--overwrite", action="store_true", help="with --engine dask: replace an earlier run's output directory")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_pipeline.ipynb #2e46320e
 from __future__ import annotations
-import hashlib, json, os, pickle, platform, sys, tempfile, threading, time, warnings
+import gc, hashlib, json, os, pickle, platform, sys, tempfile, threading, time, warnings
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -20,7 +20,7 @@ from .models import build_pipeline, sentiment_metrics
 # %% auto #0
 __all__ = ['SHIPPED_MODEL', 'MANIFEST_LIBRARIES', 'default_model_path', 'manifest_path', 'train_pipeline', 'library_versions',
            'file_sha256', 'save_pipeline', 'ModelIntegrityError', 'read_manifest', 'load_pipeline', 'default_pipeline',
-           'predict_pipeline', 'text_cell', 'label_frame', 'train_and_save']
+           'predict_pipeline', 'text_cell', 'label_frame', 'warm_and_freeze', 'train_and_save']
 
 # %% ../nbs/03_pipeline.ipynb #9b62a67e
 SHIPPED_MODEL = PROJECT_DIR/"models"/"pipeline.pkl"
@@ -199,6 +199,14 @@ def label_frame(frame: pd.DataFrame, # rows to label; every column is kept
     return out
 
 # %% ../nbs/03_pipeline.ipynb #f75ce5d1
+def warm_and_freeze(pipeline: Pipeline) -> Pipeline:
+    "Load what `pipeline` loads lazily, then freeze every live object into the collector's permanent generation; for processes that keep the model until they exit."
+    pipeline.predict_proba(["warm-up"])
+    gc.collect()  # what is garbage now would stay forever once frozen
+    gc.freeze()
+    return pipeline
+
+# %% ../nbs/03_pipeline.ipynb #b750b3d5
 def train_and_save(df: pd.DataFrame, # labelled tweets (`text`, `label`)
                    path=None, # destination pickle
                    data_paths=(), # files `df` came from, recorded in the manifest

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .data import LABELS, SENTIMENT140_POLARITY, DataFormatError, read_tweet_chunks
 from .features import LexiconFeatures
 from .models import sentiment_metrics
-from .pipeline import default_model_path, file_sha256, label_frame, load_pipeline, manifest_path, read_manifest, save_pipeline
+from .pipeline import default_model_path, file_sha256, label_frame, load_pipeline, manifest_path, read_manifest, save_pipeline, warm_and_freeze
 from .preprocess import TweetNormalizer
 
 # %% auto #0
@@ -255,8 +255,7 @@ class PipelineOnWorkers(WorkerPlugin):
         where = Path(worker.local_directory)/self.name
         where.mkdir(parents=True, exist_ok=True)
         for name, data in self.files.items(): (where/name).write_bytes(data)
-        self.pipeline = load_pipeline(where/self.model_file)
-        self.pipeline.predict_proba(["warm-up"])  # WordNet loads now, on all workers at once, not inside a first partition
+        self.pipeline = warm_and_freeze(load_pipeline(where/self.model_file))  # WordNet loads now, on all workers at once, not inside a first partition
 
 def _label_partition(df: pd.DataFrame, plugin_name: str, text_column: str) -> pd.DataFrame:
     "Runs on a worker: label one partition with the pipeline the plugin loaded there."
@@ -377,7 +376,7 @@ def predict_dask(inputs, # a glob, a path, or a list of them: .csv/.tsv/.txt/.js
                  model_path=None, # pickled pipeline (default: `default_model_path()`)
                  scheduler=None, # scheduler address ('tcp://host:port') or `Client` to join; None starts a local cluster
                  n_workers: int = 2, # worker processes of the local cluster
-                 blocksize="32MB", # largest partition of a CSV/TSV/TXT/JSONL file; None: one partition per file
+                 blocksize="4MB", # largest partition of a CSV/TSV/TXT/JSONL file (4MB: ~30,000 tweets); None: one partition per file
                  out_format: str = "parquet", # 'parquet' or 'csv'
                  text_column: str = "text",
                  retries: int = 1, # extra attempts for a failing partition before it is reported
