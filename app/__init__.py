@@ -1,7 +1,7 @@
 """The sentiment-nb web service: `create_app()` builds it, gunicorn serves it (`make serve`, app/gunicorn.conf.py)."""
-import gc
-
 from flask import Flask
+
+from sentiment_nb.pipeline import freeze_long_lived
 
 from .config import load_settings
 from .errors import install_error_handler
@@ -20,10 +20,7 @@ def create_app(config: dict | None = None,  # settings that win over the environ
     app.json.sort_keys = False  # keep the tutorial's key order: text, label, pred, probabilities
     app.json.ensure_ascii = False  # emoji stay emoji; validation has rejected what UTF-8 cannot carry
     served = load_served_model(settings["SENTIMENT_MODEL"])
-    # The loaded model is a large object graph that lives as long as the process. Out of the cyclic GC's sight,
-    # full collections stop pausing requests to re-scan it, and forked workers stop copying its pages to do so.
-    gc.collect()  # what is garbage now would stay forever once frozen
-    gc.freeze()
+    freeze_long_lived()  # full collections stop pausing requests to re-scan the model, forked workers stop copying its pages
     app.extensions["sentiment_model"] = served
     app.extensions["openapi"] = build_openapi(settings["MAX_CONTENT_LENGTH"], settings["MAX_TEXT_LENGTH"],
                                               settings["MAX_BATCH_SIZE"], list(served.manifest["labels"]))

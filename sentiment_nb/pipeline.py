@@ -20,7 +20,7 @@ from .models import build_pipeline, sentiment_metrics
 # %% auto #0
 __all__ = ['SHIPPED_MODEL', 'MANIFEST_LIBRARIES', 'default_model_path', 'manifest_path', 'train_pipeline', 'library_versions',
            'file_sha256', 'save_pipeline', 'ModelIntegrityError', 'read_manifest', 'load_pipeline', 'default_pipeline',
-           'predict_pipeline', 'text_cell', 'label_frame', 'warm_and_freeze', 'train_and_save']
+           'predict_pipeline', 'text_cell', 'label_frame', 'freeze_long_lived', 'warm_and_freeze', 'train_and_save']
 
 # %% ../nbs/03_pipeline.ipynb #9b62a67e
 SHIPPED_MODEL = PROJECT_DIR/"models"/"pipeline.pkl"
@@ -199,11 +199,15 @@ def label_frame(frame: pd.DataFrame, # rows to label; every column is kept
     return out
 
 # %% ../nbs/03_pipeline.ipynb #f75ce5d1
-def warm_and_freeze(pipeline: Pipeline) -> Pipeline:
-    "Load what `pipeline` loads lazily, then freeze every live object into the collector's permanent generation; for processes that keep the model until they exit."
-    pipeline.predict_proba(["warm-up"])
+def freeze_long_lived():
+    "Move every live object into the garbage collector's permanent generation: call once what must live until exit is loaded."
     gc.collect()  # what is garbage now would stay forever once frozen
     gc.freeze()
+
+def warm_and_freeze(pipeline: Pipeline) -> Pipeline:
+    "Load what `pipeline` loads lazily, then `freeze_long_lived`; for processes that keep the model until they exit."
+    pipeline.predict_proba(["warm-up"])
+    freeze_long_lived()
     return pipeline
 
 # %% ../nbs/03_pipeline.ipynb #b750b3d5

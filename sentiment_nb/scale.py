@@ -272,9 +272,11 @@ def dask_client(scheduler=None, # a `Client`, a scheduler address like 'tcp://10
     elif scheduler:
         with Client(scheduler, timeout="30s") as client: yield client
     else:
+        keep_malloc_default = dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
         # silence_logs: a failing partition would print its traceback once per attempt; the summary reports each failure once
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                          memory_limit=memory_limit, silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+        with keep_malloc_default, LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                               dashboard_address="127.0.0.1:0", memory_limit=memory_limit,
+                                               silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
             yield client
 
 # %% ../nbs/05_scale.ipynb #2f5d34d7
