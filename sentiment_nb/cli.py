@@ -39,6 +39,12 @@ def read_text_chunks(path, text_column: str = "text", chunksize: int = 10_000) -
             yield chunk
 
 # %% ../nbs/04_cli.ipynb #0c542870
+def _output_kind(output_path) -> str:
+    "JSON Lines on stdout (`-`); else by the extension, a `.txt` output getting CSV so the added columns fit."
+    if str(output_path) == "-": return "jsonl"
+    if Path(output_path).suffix.lower() == ".txt": return "csv"
+    return _input_kind(Path(output_path))
+
 def _append(frame: pd.DataFrame, out, kind: str, first: bool):
     if kind == "jsonl": frame.to_json(out, orient="records", lines=True, force_ascii=False)
     else: frame.to_csv(out, sep="\t" if kind == "tsv" else ",", index=False, header=first)
@@ -50,7 +56,7 @@ def predict_file(input_path, output_path="-", # file of tweets; destination (`-`
     from sentiment_nb.pipeline import label_frame, load_pipeline, warm_and_freeze
     pipeline = warm_and_freeze(load_pipeline(model_path))
     to_stdout = str(output_path) == "-"
-    kind = "jsonl" if to_stdout else _input_kind(Path(output_path)) if Path(output_path).suffix.lower() != ".txt" else "csv"
+    kind = _output_kind(output_path)
     rows = 0
     out = sys.stdout if to_stdout else open(output_path, "w", encoding="utf-8", newline="")
     try:

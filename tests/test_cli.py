@@ -6,13 +6,12 @@ import pandas as pd
 import pytest
 
 from sentiment_nb.pipeline import default_model_path, load_pipeline, predict_pipeline, read_manifest
+from tests.cli import run_cli
 from tests.tweets import LABELLED, NEGATIVE, POSITIVE, write_semeval, write_sentiment140
-
-CLI = str(Path(sys.executable).with_name("sentiment-nb"))
 
 
 def run(*args, **kw):
-    return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=300, **kw)
+    return run_cli(*args, timeout=300, **kw)
 
 
 @pytest.fixture(scope="module")

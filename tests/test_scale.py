@@ -1,5 +1,5 @@
 """Dask batch scoring and out-of-core training (sentiment_nb.scale) against a real `distributed.LocalCluster` on 127.0.0.1."""
-import json, subprocess, sys
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +10,11 @@ import pytest
 from sentiment_nb.data import DataFormatError, load_semeval, semeval_path
 from sentiment_nb.pipeline import ModelIntegrityError, default_model_path, file_sha256, load_pipeline, predict_pipeline
 from sentiment_nb.scale import dask_client, predict_dask, resample_tweets, train_out_of_core, write_sentiment140
+from tests.cli import run_cli
 from tests.tweets import LABELLED
 
 pytestmark = pytest.mark.slow
 PROBABILITIES = ["p_negative", "p_neutral", "p_positive"]
-CLI = str(Path(sys.executable).with_name("sentiment-nb"))
 
 
 @pytest.fixture(scope="module")
@@ -185,10 +185,6 @@ def test_training_input_errors_name_the_file_and_write_no_model(tmp_path):
     with pytest.raises(ValueError, match="between 0 and 1"):
         train_out_of_core(one_label, tmp_path / "m" / "pipeline.pkl", valid=1.5, progress=False)
     assert not (tmp_path / "m").exists()
-
-
-def run_cli(*args):
-    return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=600)
 
 
 def test_cli_dask_engine_summarises_refuses_a_used_output_and_overwrites_on_request(model_path, cluster_address, tmp_path):
