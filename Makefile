@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 
 .PHONY: help setup apt-deps venv nltk-data export clean-nbs readme test test-nbs test-py serve dev-serve \
-        train bench bench-http bench-scale soak docker-build docker-test sync-check
+        train bench bench-http bench-scale soak docker-build docker-test sync-check behaviour
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -70,6 +70,11 @@ train: ## retrain models/pipeline.pkl on the shared SemEval data
 
 bench: ## accuracy, throughput, latency and training-time table for the pipeline
 	$(BIN)/python bench/bench_pipeline.py
+
+# MODEL=path checks another pickle (its manifest is verified first); the default is $SENTIMENT_MODEL or models/pipeline.pkl.
+MODEL ?=
+behaviour: ## behaviour-suite failure rates per test and capability, against issue 10's targets (MODEL=path)
+	$(BIN)/python -c 'import sys; from sentiment_nb.behaviour import check_model; print(check_model(sys.argv[1] or None)[1])' "$(MODEL)"
 
 # ---- Docker image (.ci/docker-image.sh starts a local engine and a stand-in base image when none is available)
 IMAGE ?= sentiment-nb
