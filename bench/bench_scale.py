@@ -27,7 +27,7 @@ def child(job: str, src: str, out: str, workers: str):
         from sentiment_nb.pipeline import load_pipeline, predict_pipeline
         predict_pipeline(["warm-up"], load_pipeline())  # WordNet and the model, as each dask worker warms up before scoring
         t1 = time.perf_counter()
-        rows = predict_file(src, out, progress=False)
+        rows = predict_file(src, out, progress=False, overwrite=True)  # each repeat replaces the last one's output
         scoring = time.perf_counter() - t1
     elif job == "score-dask":
         from sentiment_nb.scale import predict_dask

@@ -4,7 +4,9 @@
 
 # %% ../nbs/04_cli.ipynb #1d88da4b
 from __future__ import annotations
-import argparse, json, os, sys, time
+import argparse, glob, os, secrets, shutil, signal, sys
+from contextlib import contextmanager, nullcontext
+from itertools import chain
 from pathlib import Path
 from typing import Iterator
 
@@ -12,20 +14,33 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['read_text_chunks', 'predict_file', 'main']
+__all__ = ['read_text_chunks', 'check_destination', 'remove_stale_partials', 'partial_path', 'replace_when_complete',
+           'predict_file', 'main']
 
 # %% ../nbs/04_cli.ipynb #812b0ef2
+_KINDS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt"}
+
 def _input_kind(path: Path) -> str:
     suffix = path.suffix.lower()
-    kinds = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt"}
-    if suffix not in kinds: raise ValueError(f"{path}: unsupported input type {suffix!r}; use .csv, .tsv, .jsonl or .txt")
-    return kinds[suffix]
+    if suffix not in _KINDS: raise ValueError(f"{path}: unsupported input type {suffix!r}; use .csv, .tsv, .jsonl or .txt")
+    return _KINDS[suffix]
+
+def _check_text_column(path: Path, columns, text_column: str):
+    if text_column not in columns: raise ValueError(f"{path}: no {text_column!r} column (found {', '.join(map(str, columns))})")
 
 def read_text_chunks(path, text_column: str = "text", chunksize: int = 10_000) -> Iterator[pd.DataFrame]:
-    "Stream a file of tweets to label as frames with (at least) a `text_column`."
+    "Stream a file of tweets to label as frames with (at least) a `text_column`; a missing file, an unknown type or a header without the column raise at once."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir(): raise IsADirectoryError(f"{path}: is a directory, expected a file of tweets")
     kind = _input_kind(path)
+    if kind in ("csv", "tsv"):
+        try: header = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", nrows=0, encoding_errors="replace").columns
+        except ValueError as e: raise ValueError(f"{path}: {' '.join(str(e).split())}") from None  # e.g. an empty file
+        _check_text_column(path, header, text_column)
+    return _text_chunks(path, kind, text_column, chunksize)
+
+def _text_chunks(path: Path, kind: str, text_column: str, chunksize: int) -> Iterator[pd.DataFrame]:
     if kind == "txt":
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = (line.rstrip("\r\n") for line in f)
@@ -34,38 +49,94 @@ def read_text_chunks(path, text_column: str = "text", chunksize: int = 10_000) -
     reader = (pd.read_json(path, lines=True, chunksize=chunksize, dtype=False) if kind == "jsonl" else
               pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype=str, keep_default_na=False, chunksize=chunksize, encoding_errors="replace"))
     with reader:
-        for chunk in reader:
-            if text_column not in chunk: raise ValueError(f"{path}: no {text_column!r} column (found {', '.join(map(str, chunk.columns))})")
+        while True:
+            try: chunk = next(reader, None)
+            except ValueError as e: raise ValueError(f"{path}: {' '.join(str(e).split())}") from None  # pandas names the line, not the file
+            if chunk is None: return
+            _check_text_column(path, chunk.columns, text_column)
             yield chunk
 
 # %% ../nbs/04_cli.ipynb #0c542870
 def _output_kind(output_path) -> str:
     "JSON Lines on stdout (`-`); else by the extension, a `.txt` output getting CSV so the added columns fit."
     if str(output_path) == "-": return "jsonl"
-    if Path(output_path).suffix.lower() == ".txt": return "csv"
-    return _input_kind(Path(output_path))
+    suffix = Path(output_path).suffix.lower()
+    if suffix == ".txt": return "csv"
+    if suffix not in _KINDS: raise ValueError(f"{output_path}: unsupported output type {suffix!r}; use .csv, .tsv or .jsonl")
+    return _KINDS[suffix]
 
 def _append(frame: pd.DataFrame, out, kind: str, first: bool):
     if kind == "jsonl": frame.to_json(out, orient="records", lines=True, force_ascii=False)
     else: frame.to_csv(out, sep="\t" if kind == "tsv" else ",", index=False, header=first)
 
+# %% ../nbs/04_cli.ipynb #1572c106
+def check_destination(path, # a file the caller is about to write
+                      overwrite: bool = False, # may an existing file be replaced?
+                     ):
+    "Refuse a destination that is a directory, lies in a missing directory, or exists (unless `overwrite`)."
+    path = Path(path)
+    if path.is_dir(): raise IsADirectoryError(f"{path}: is a directory; give a file name")
+    if not path.parent.is_dir(): raise FileNotFoundError(f"{path.parent}: no such directory for {path.name}")
+    if path.exists() and not overwrite: raise FileExistsError(f"{path}: output file exists; pass overwrite=True (--overwrite) to replace it")
+
+def _process_gone(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return True
+    except PermissionError: pass  # alive, someone else's
+    return False
+
+def remove_stale_partials(path, # a destination
+                         ) -> list[Path]:
+    "Delete the partial files (or folders) killed runs left beside `path`: those whose writing process is gone."
+    path, stale = Path(path), []
+    for p in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        pid = p.name[len(path.name) + 2:].split("-", 1)[0]
+        if pid.isdigit() and _process_gone(int(pid)):
+            if p.is_dir(): shutil.rmtree(p, ignore_errors=True)
+            else: p.unlink(missing_ok=True)
+            stale.append(p)
+    return stale
+
+def partial_path(path) -> Path:
+    "A new hidden name beside `path` to write it under: `.NAME.PID-RANDOM.partial`."
+    path = Path(path)
+    return path.parent/f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial"
+
+@contextmanager
+def replace_when_complete(path, # destination, replaced only if the block completes
+                         ):
+    "Write text to a partial file beside `path`; when the block completes, flush it to disk and rename it to `path`, else delete it."
+    path = Path(path)
+    remove_stale_partials(path)
+    tmp = partial_path(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as to any file the user creates
+    try:
+        with open(fd, "w", encoding="utf-8", newline="") as f:
+            yield f
+            f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True); raise
+
 # %% ../nbs/04_cli.ipynb #ac9cf216
 def predict_file(input_path, output_path="-", # file of tweets; destination (`-`: JSON Lines on stdout)
-                 model_path=None, text_column: str = "text", chunksize: int = 10_000, progress: bool = True) -> int:
-    "Label every tweet of `input_path` into `output_path`, one chunk at a time; returns the number of rows."
+                 model_path=None, text_column: str = "text", chunksize: int = 10_000, progress: bool = True,
+                 overwrite: bool = False, # replace an existing `output_path`
+                ) -> int:
+    "Label every tweet of `input_path` into `output_path` one chunk at a time, writing the output whole or not at all; returns the number of rows."
     from sentiment_nb.pipeline import label_frame, load_pipeline, warm_and_freeze
-    pipeline = warm_and_freeze(load_pipeline(model_path))
-    to_stdout = str(output_path) == "-"
     kind = _output_kind(output_path)
+    chunks = read_text_chunks(input_path, text_column, chunksize)
+    first = next(chunks, None)  # a JSON Lines file without the text field fails here, before anything is written
+    to_stdout = str(output_path) == "-"
+    if not to_stdout: check_destination(output_path, overwrite)
+    pipeline = warm_and_freeze(load_pipeline(model_path))
     rows = 0
-    out = sys.stdout if to_stdout else open(output_path, "w", encoding="utf-8", newline="")
-    try:
-        with tqdm(desc="predicting", unit=" tweets", disable=not progress, file=sys.stderr) as bar:
-            for chunk in read_text_chunks(input_path, text_column, chunksize):
-                _append(label_frame(chunk, pipeline, text_column), out, kind, first=rows == 0)
-                rows += len(chunk); bar.update(len(chunk))
-    finally:
-        if not to_stdout: out.close()
+    with (nullcontext(sys.stdout) if to_stdout else replace_when_complete(output_path)) as out, \
+         tqdm(desc="predicting", unit=" tweets", disable=not progress, file=sys.stderr) as bar:
+        for chunk in chain([first] if first is not None else [], chunks):
+            _append(label_frame(chunk, pipeline, text_column), out, kind, first=rows == 0)
+            rows += len(chunk); bar.update(len(chunk))
     return rows
 
 # %% ../nbs/04_cli.ipynb #1b8a5e50
@@ -89,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=2, help="workers of the local dask cluster"); r.add_argument("--blocksize", default="4MB", help="with --engine dask: largest partition (4MB is about 30,000 tweets); 'none' reads each file whole (CSV whose quoted tweets hold line breaks)")
     r.add_argument("--output-format", choices=["parquet", "csv"], default="parquet", help="with --engine dask")
     r.add_argument("--retries", type=int, default=1, help="with --engine dask: extra attempts for a failing partition")
-    r.add_argument("--overwrite", action="store_true", help="with --engine dask: replace an earlier run's output directory")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing output file (with --engine dask: an earlier run's output directory)")
     sub.add_parser("nltk-data", help="make the WordNet data NLTK needs available (works offline on Debian/Ubuntu)")
     s = sub.add_parser("serve", help="serve the API with gunicorn (app/gunicorn.conf.py)")
     s.add_argument("--host", default=None); s.add_argument("--port", default=None); s.add_argument("--model", default=None)
@@ -121,7 +192,7 @@ def _evaluate(a):
 
 def _predict(a):
     if a.engine == "dask": return _predict_dask(a)
-    rows = predict_file(a.input, a.output, a.model, a.text_column, a.chunksize)
+    rows = predict_file(a.input, a.output, a.model, a.text_column, a.chunksize, overwrite=a.overwrite)
     print(f"labelled {rows:,} tweets -> {a.output}", file=sys.stderr)
     return rows
 
@@ -139,7 +210,7 @@ def _predict_dask(a):
     return summary
 
 def _nltk_data(a):
-    from sentiment_nb.preprocess import ensure_nltk_data, nltk_data_dir
+    from sentiment_nb.preprocess import ensure_nltk_data
     installed = ensure_nltk_data()
     print(f"WordNet installed into {installed}" if installed else "WordNet already available to NLTK")
 
@@ -154,10 +225,15 @@ def _serve(a):
 # %% ../nbs/04_cli.ipynb #33c4b25d
 _COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "nltk-data": _nltk_data, "serve": _serve}
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: partial files are removed, a local cluster is closed
+
 def main(argv: list[str] | None = None):
     "Entry point of the `sentiment-nb` console script."
     args = _parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try: _COMMANDS[args.command](args)
     except (OSError, ValueError, TypeError, RuntimeError) as e:  # OSError: a missing input, an output that exists, no permission
         print(f"sentiment-nb {args.command}: error: {e}", file=sys.stderr)
         sys.exit(1)
+    finally: signal.signal(signal.SIGTERM, previous)

@@ -1,12 +1,12 @@
 """The `sentiment-nb` console script, run as a real subprocess."""
-import json, os, subprocess, sys
+import hashlib, json, re, signal, subprocess, sys, threading, time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from sentiment_nb.pipeline import default_model_path, load_pipeline, predict_pipeline, read_manifest
-from tests.cli import run_cli
+from sentiment_nb.pipeline import default_model_path, file_sha256, load_pipeline, predict_pipeline, read_manifest
+from tests.cli import CLI, run_cli
 from tests.tweets import LABELLED, NEGATIVE, POSITIVE, write_semeval, write_sentiment140
 
 
@@ -81,15 +81,17 @@ def test_predict_memory_stays_flat_on_a_big_file(tmp_path, shipped):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["predict", "--input", "missing.csv"], "missing.csv: no such file"),
-    (["predict", "--input", "notes.pdf"], "no such file"),
-    (["train", "missing.tsv"], "missing.tsv: no such file"),
-    (["evaluate", "x.tsv", "--model", "nope.pkl"], "no such file"),
+    (["predict", "--input", "missing.csv"], "sentiment-nb predict: error: missing.csv: no such file"),
+    (["predict", "--input", "notes.pdf"], "sentiment-nb predict: error: notes.pdf: unsupported input type '.pdf'; use .csv, .tsv, .jsonl or .txt"),
+    (["predict", "--input", "tweets.txt", "--output", "out.pdf"], "sentiment-nb predict: error: out.pdf: unsupported output type '.pdf'; use .csv, .tsv or .jsonl"),
+    (["train", "missing.tsv"], "sentiment-nb train: error: missing.tsv: no such file"),
+    (["evaluate", "x.tsv", "--model", "nope.pkl"], "sentiment-nb evaluate: error: x.tsv: no such file"),
 ])
 def test_errors_are_one_line_and_exit_1(tmp_path, args, message):
+    (tmp_path / "notes.pdf").write_text("%PDF-1.7 not tweets\n")  # exists: the type is what is wrong
+    (tmp_path / "tweets.txt").write_text("hello\n")
     r = run(*args, cwd=tmp_path)
-    assert r.returncode == 1
-    assert message in r.stderr and "Traceback" not in r.stderr
+    assert (r.returncode, r.stderr) == (1, message + "\n")
 
 
 def test_bad_model_refused(tmp_path):
@@ -100,5 +102,147 @@ def test_bad_model_refused(tmp_path):
 
 
 def test_nltk_data_command():
+    """`make setup` provisioned WordNet already, so the command finds it and writes nothing."""
     r = run("nltk-data")
-    assert r.returncode == 0 and "WordNet" in r.stdout
+    assert (r.returncode, r.stdout) == (0, "WordNet already available to NLTK\n"), r.stderr
+
+
+# ---- every write all or nothing: an existing output keeps its bytes whatever goes wrong --------------------------------
+
+KEPT = b"id,text,label\n1,yesterday's labelled tweet,positive\n"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def partials(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob(".*.partial"))
+
+
+def write_tweets(path: Path, rows: int, bad_row: int | None = None) -> Path:
+    """`rows` tweets as `id,text` CSV, written in one go (a million rows in about a second); `bad_row` gets a third field."""
+    lines = [f'{i},"{POSITIVE[i % 5] if i % 2 else NEGATIVE[i % 5]} #{i}"\n' for i in range(rows)]
+    if bad_row is not None:
+        lines[bad_row] = f'{bad_row},"one field","too many"\n'
+    path.write_text("id,text\n" + "".join(lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def kept(tmp_path) -> Path:
+    out = tmp_path / "out.csv"
+    out.write_bytes(KEPT)
+    return out
+
+
+@pytest.mark.parametrize("case", ["missing input", "no text column", "unsupported extension"])
+def test_a_bad_input_leaves_the_output_untouched_and_prints_no_progress_bar(tmp_path, kept, case):
+    src = {"missing input": tmp_path / "missing.csv", "no text column": tmp_path / "in.csv", "unsupported extension": tmp_path / "in.xlsx"}[case]
+    if case != "missing input":
+        src.write_text("id,txt\n1,hello\n")
+    before = sha256(kept)
+    r = run("predict", "--input", src, "--output", kept, "--overwrite")  # even allowed to replace it, a bad input must not
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"sentiment-nb predict: error: {src}: ") and r.stderr.count("\n") == 1, r.stderr  # no progress bar before it
+    assert sha256(kept) == before and partials(tmp_path) == []
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(tmp_path, kept, shipped):
+    src = tmp_path / "in.txt"
+    src.write_text("what a lovely day\n")
+    r = run("predict", "--input", src, "--output", kept)
+    assert (r.returncode, r.stderr) == (1, f"sentiment-nb predict: error: {kept}: output file exists; pass overwrite=True (--overwrite) to replace it\n")
+    assert kept.read_bytes() == KEPT
+    r = run("predict", "--input", src, "--output", kept, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert pd.read_csv(kept).text.tolist() == ["what a lovely day"] and partials(tmp_path) == []
+
+
+def test_a_malformed_row_half_way_through_200k_rows_leaves_the_output_untouched(tmp_path, kept, shipped):
+    src = write_tweets(tmp_path / "in.csv", 200_000, bad_row=100_000)
+    before = sha256(kept)
+    r = run("predict", "--input", src, "--output", kept, "--overwrite")
+    assert r.returncode == 1
+    assert r.stderr.rstrip().endswith(f"sentiment-nb predict: error: {src}: Error tokenizing data. C error: Expected 2 fields in line 100002, saw 3"), r.stderr[-500:]
+    assert "predicting: 100000 tweets" in r.stderr  # it got half-way before the bad row
+    assert sha256(kept) == before and partials(tmp_path) == []
+
+
+def run_until(args: list, seen, timeout: float = 300) -> subprocess.Popen:
+    """Start the CLI and return it, still running, once `seen(stderr so far)` holds; fails if it exits first."""
+    process = subprocess.Popen([CLI, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr, found = bytearray(), threading.Event()
+
+    def read():
+        for block in iter(lambda: process.stderr.read1(4096), b""):
+            stderr.extend(block)
+            if seen(stderr.decode("utf-8", "replace")):
+                found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not found.wait(timeout):
+        process.kill()
+        process.wait(10)
+        pytest.fail(f"never reached the point to interrupt it (exit {process.returncode}):\n{stderr.decode()[-2000:]}")
+    return process
+
+
+def rows_done(stderr: str) -> int:
+    counts = [int(c) for c in re.findall(r"predicting: (\d+) tweets", stderr)]
+    return max(counts, default=0)
+
+
+@pytest.fixture(scope="module")
+def million_tweets(tmp_path_factory) -> Path:
+    return write_tweets(tmp_path_factory.mktemp("million") / "in.csv", 1_000_000)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["SIGKILL", "SIGTERM", "SIGINT"])
+def test_a_predict_interrupted_half_way_through_a_million_rows_leaves_the_output_untouched(tmp_path, kept, shipped, million_tweets, sig):
+    before = sha256(kept)
+    process = run_until(["predict", "--input", million_tweets, "--output", kept, "--overwrite"], lambda err: rows_done(err) >= 500_000)
+    process.send_signal(sig)
+    code = process.wait(60)
+    assert sha256(kept) == before
+    if sig == signal.SIGKILL:
+        # nothing runs on SIGKILL: the partial file stays, named after the dead process, until the next run to this name
+        assert code == -signal.SIGKILL and partials(tmp_path) == [p.name for p in tmp_path.glob(f".out.csv.{process.pid}-*.partial")] != []
+        small = tmp_path / "small.txt"
+        small.write_text("a new day\n")
+        r = run("predict", "--input", small, "--output", kept, "--overwrite")
+        assert r.returncode == 0, r.stderr
+        assert pd.read_csv(kept).text.tolist() == ["a new day"]
+    else:
+        # SIGTERM (docker stop, kill) and SIGINT (Ctrl-C) unwind: the partial file is removed on the way out
+        assert code == (128 + signal.SIGTERM if sig == signal.SIGTERM else -signal.SIGINT), code
+    assert partials(tmp_path) == []
+
+
+def model_files(folder: Path) -> dict:
+    return {p.name: file_sha256(p) for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["while training", "while writing the model"])
+def test_train_killed_leaves_the_old_model_loadable(tmp_path, moment):
+    out = tmp_path / "models" / "pipeline.pkl"
+    old = run("train", write_semeval(tmp_path / "old.tsv", LABELLED * 4), "--out", out, "--valid-size", "0")
+    assert old.returncode == 0, old.stderr
+    before = model_files(out.parent)
+    rows = [(f"{text} #{i}", label) for i in range(200) for text, label in LABELLED]  # 3,000 tweets: a few seconds of training
+    args = ["train", write_semeval(tmp_path / "new.tsv", rows), "--out", out]
+    if moment == "while training":
+        process = run_until(args, lambda err: "training:" in err)
+    else:  # the moment the new pickle's temporary file appears beside the old one
+        process = subprocess.Popen([CLI, *map(str, args), "--valid-size", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while not list(out.parent.glob(".pipeline.pkl.*")):
+            assert process.poll() is None and time.monotonic() < deadline, "train finished or stalled before it wrote the model"
+            time.sleep(0.001)
+    process.kill()
+    assert process.wait(60) == -signal.SIGKILL
+    assert {name: sha for name, sha in model_files(out.parent).items() if not name.startswith(".")} == before
+    assert read_manifest(out)["sha256"] == before["pipeline.pkl"]
+    assert [p["label"] for p in predict_pipeline([POSITIVE[0], NEGATIVE[0]], load_pipeline(out))] == ["positive", "negative"]
