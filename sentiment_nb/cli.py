@@ -205,9 +205,14 @@ def _predict_dask(a):
           f"-> {a.output} ({summary['seconds']}s)", file=sys.stderr)
     if not summary["complete"]:
         failed = summary["failed_partitions"]
-        raise RuntimeError(f"output incomplete: {len(failed)} of {summary['partitions']} partitions failed, listed in "
-                           f"{Path(a.output)/'_INCOMPLETE'}; the first: {failed[0]['file']}: {failed[0]['error']}")
+        for d in failed: print(f"failed: partition {d['partition']}: {d['file']} {_rows(d)}: {d['error']}", file=sys.stderr)
+        raise RuntimeError(f"{a.output} not written: {len(failed)} of {summary['partitions']} partitions failed, "
+                           f"the first: {failed[0]['file']} {_rows(failed[0])}: {failed[0]['error']}")
     return summary
+
+def _rows(failure: dict) -> str:
+    if failure["rows"]: return f"rows {failure['rows'][0]}-{failure['rows'][1]}"
+    return f"rows from {failure['first_row'] or '?'}"
 
 def _nltk_data(a):
     from sentiment_nb.preprocess import ensure_nltk_data

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_scale.ipynb #2ca8d58b
 from __future__ import annotations
-import csv, hashlib, io, json, logging, math, os, sys, tempfile, time
+import csv, hashlib, json, logging, math, os, sys, tempfile, time
 from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
@@ -24,6 +24,7 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from tqdm.auto import tqdm
 
+from .cli import partial_path, remove_stale_partials
 from .data import LABELS, SENTIMENT140_POLARITY, DataFormatError, read_tweet_chunks
 from .features import LexiconFeatures
 from .models import sentiment_metrics
@@ -215,11 +216,11 @@ def input_files(inputs, # a glob, a path, or a list of them
     return files
 
 # %% ../nbs/05_scale.ipynb #89eec46f
-def _quoted_line_breaks(path: str, sep: str, sample: int = 1 << 20) -> bool:
-    "Does a quoted cell in the first `sample` bytes of a CSV/TSV file hold a line break?"
-    with fsspec.open(path, "rb") as f: head = f.read(sample)
-    text = head[:head.rfind(b"\n") + 1].decode("utf-8", "replace")
-    return any("\n" in cell or "\r" in cell for row in csv.reader(io.StringIO(text, newline=""), delimiter=sep) for cell in row)
+def _quoted_line_breaks(path: str, sep: str) -> bool:
+    "Does any quoted cell of a CSV/TSV file hold a line break? One streaming pass over the whole file."
+    with fsspec.open(path, "rt", encoding="utf-8", errors="replace", newline="") as f:
+        try: return any("\n" in cell or "\r" in cell for row in csv.reader(f, delimiter=sep) for cell in row)
+        except csv.Error: return True  # e.g. a quote never closed: cutting the file at line breaks cannot be trusted either
 
 def read_tweet_partitions(path: str, # one input file
                           blocksize: int | None, # bytes per partition; None: one partition per file
@@ -290,18 +291,20 @@ def _blocksize(blocksize, files: list[str], threads: int) -> int | None:
 _MARKERS = ("_SUCCESS", "_INCOMPLETE", "_summary.json")
 
 def _prepare_output(output, overwrite: bool):
-    "The output directory's filesystem and path, emptied of an earlier run's files if `overwrite`; refuses anything else."
+    "The output's filesystem, its path and a new partial folder beside it to write into; refuses an output that holds anything but an earlier run (with `overwrite`)."
     fs, root = fsspec.core.url_to_fs(str(output))
+    if fs.exists(root) and not fs.isdir(root): raise FileExistsError(f"{output}: exists and is not a directory")
     existing = fs.ls(root, detail=False) if fs.exists(root) else []
     if existing:
         names = [p.rstrip("/").rsplit("/", 1)[-1] for p in existing]
         foreign = [n for n in names if not (n.startswith(("part-", ".part-")) or n in _MARKERS)]
         if foreign or not overwrite:
-            why = f"it holds other files, e.g. {foreign[0]}" if foreign else "pass overwrite=True to replace the earlier run"
+            why = f"it holds other files, e.g. {foreign[0]}" if foreign else "pass overwrite=True (--overwrite) to replace the earlier run"
             raise FileExistsError(f"{output}: output directory is not empty ({len(names)} entries); {why}")
-        fs.rm(existing)
-    fs.makedirs(root, exist_ok=True)
-    return fs, root
+    if "file" in fs.protocol: remove_stale_partials(root)  # a process id says nothing about other machines' runs
+    partial = str(partial_path(root))
+    fs.makedirs(partial)
+    return fs, root, partial
 
 def _write_part(df: pd.DataFrame, fs, path: str, out_format: str) -> int:
     "Runs on a worker: write one labelled partition under a hidden name, then rename it, so a part file is always whole."
@@ -314,13 +317,19 @@ def _write_part(df: pd.DataFrame, fs, path: str, out_format: str) -> int:
     fs.mv(hidden, path)
     return len(df)
 
-def _finish_output(fs, root: str, summary: dict):
-    "Remove half-written parts of failed partitions, then write the summary and the `_SUCCESS` or `_INCOMPLETE` marker."
-    for leftover in fs.glob(f"{root}/.part-*.inprogress"): fs.rm(leftover)
-    with fs.open(f"{root}/_summary.json", "w") as f: json.dump(summary, f, indent=2)
-    failures = [f"partition {d['partition']}: {d['file']} rows {d['rows'][0]}-{d['rows'][1]}: {d['error']}" if d["rows"] else
-                f"partition {d['partition']}: {d['file']} rows from {d['first_row'] or '?'}: {d['error']}" for d in summary["failed_partitions"]]
-    with fs.open(f"{root}/{'_SUCCESS' if summary['complete'] else '_INCOMPLETE'}", "w") as f: f.write("".join(line + "\n" for line in failures))
+def _finish_output(fs, root: str, partial: str, summary: dict):
+    "A complete run: its summary and `_SUCCESS` into the partial folder, which then replaces `root`. An incomplete one: the partial folder deleted."
+    if not summary["complete"]:
+        fs.rm(partial, recursive=True)
+        return
+    with fs.open(f"{partial}/_summary.json", "w") as f: json.dump(summary, f, indent=2)
+    fs.touch(f"{partial}/_SUCCESS")
+    aside = None
+    if fs.exists(root):  # an empty directory, or an earlier run that `overwrite` replaces
+        aside = f"{partial}.replaced.partial"
+        fs.mv(root, aside, recursive=True)
+    fs.mv(partial, root, recursive=True)
+    if aside: fs.rm(aside, recursive=True)
 
 # %% ../nbs/05_scale.ipynb #d31896ca
 OUTPUT_FORMATS = ("parquet", "csv")
@@ -374,7 +383,7 @@ def _describe_failures(client: Client, errors: dict, rows: dict, sources: list, 
 
 # %% ../nbs/05_scale.ipynb #0386d9c5
 def predict_dask(inputs, # a glob, a path, or a list of them: .csv/.tsv/.txt/.jsonl/.parquet files of tweets
-                 output, # directory for the part files, `_summary.json` and the `_SUCCESS`/`_INCOMPLETE` marker
+                 output, # directory for the part files, `_summary.json` and `_SUCCESS`; written only if every partition succeeds
                  model_path=None, # pickled pipeline (default: `default_model_path()`)
                  scheduler=None, # scheduler address ('tcp://host:port') or `Client` to join; None starts a local cluster
                  n_workers: int = 2, # worker processes of the local cluster
@@ -386,34 +395,39 @@ def predict_dask(inputs, # a glob, a path, or a list of them: .csv/.tsv/.txt/.js
                  memory_limit="2GiB", # per worker of the local cluster
                  progress: bool = True, # print the cluster and a progress bar to stderr
                 ) -> dict:
-    "Label every tweet of `inputs` on a Dask cluster into partitioned files in `output`; returns the run's summary."
+    "Label every tweet of `inputs` on a Dask cluster into partitioned files in `output`, written whole or not at all; returns the run's summary."
     t0 = time.perf_counter()
     if out_format not in OUTPUT_FORMATS: raise ValueError(f"out_format {out_format!r}: use one of {', '.join(OUTPUT_FORMATS)}")
     if str(output) == "-": raise ValueError("the dask engine writes a directory of part files: give --output a directory")
     model_path = Path(model_path or default_model_path())
     load_pipeline(model_path)  # a bad model fails here, before a cluster starts
     files = input_files(inputs)
-    with dask_client(scheduler, n_workers, memory_limit) as client:
-        block = _blocksize(blocksize, files, threads=sum(client.nthreads().values()))
-        frames = [read_tweet_partitions(f, block, text_column) for f in files]
-        plugin = PipelineOnWorkers(model_path)
-        client.register_plugin(plugin)
-        # the columns labelling adds, from a worker: the client need not load WordNet just to learn them
-        added = client.submit(_label_partition, meta_nonempty(frames[0]._meta[[text_column]]), plugin.name, text_column).result().iloc[:0].drop(columns=text_column)
-        _check_columns(files, frames, list(added.columns))
-        fs, root = _prepare_output(output, overwrite)
-        raw = dd.concat(frames) if len(frames) > 1 else frames[0]
-        if progress: _announce(client, files, raw.npartitions)
-        tasks = raw.map_partitions(_label_and_write, plugin.name, text_column, fs, root, out_format, meta={"rows": "int64"}).to_delayed()
-        t_scoring = time.perf_counter()
-        rows, errors = _run_partitions(client, tasks, retries, progress)
-        scoring_seconds = time.perf_counter() - t_scoring
-        sources = [(f, k) for f, frame in zip(files, frames) for k in range(frame.npartitions)]
-        failed = _describe_failures(client, errors, rows, sources, raw) if errors else []
-        workers = len(client.nthreads())
-    summary = {"output": str(output), "complete": not failed, "rows": sum(rows.values()), "partitions": len(tasks),
-               "failed_partitions": failed, "format": out_format, "columns": [*frames[0].columns, *added.columns], "inputs": files,
-               "model": {"path": str(model_path), "sha256": read_manifest(model_path)["sha256"]}, "workers": workers,
-               "scoring_seconds": round(scoring_seconds, 2), "seconds": round(time.perf_counter() - t0, 2)}
-    _finish_output(fs, root, summary)
+    partial = None
+    try:
+        with dask_client(scheduler, n_workers, memory_limit) as client:
+            block = _blocksize(blocksize, files, threads=sum(client.nthreads().values()))
+            frames = [read_tweet_partitions(f, block, text_column) for f in files]
+            plugin = PipelineOnWorkers(model_path)
+            client.register_plugin(plugin)
+            # the columns labelling adds, from a worker: the client need not load WordNet just to learn them
+            added = client.submit(_label_partition, meta_nonempty(frames[0]._meta[[text_column]]), plugin.name, text_column).result().iloc[:0].drop(columns=text_column)
+            _check_columns(files, frames, list(added.columns))
+            fs, root, partial = _prepare_output(output, overwrite)
+            raw = dd.concat(frames) if len(frames) > 1 else frames[0]
+            if progress: _announce(client, files, raw.npartitions)
+            tasks = raw.map_partitions(_label_and_write, plugin.name, text_column, fs, partial, out_format, meta={"rows": "int64"}).to_delayed()
+            t_scoring = time.perf_counter()
+            rows, errors = _run_partitions(client, tasks, retries, progress)
+            scoring_seconds = time.perf_counter() - t_scoring
+            sources = [(f, k) for f, frame in zip(files, frames) for k in range(frame.npartitions)]
+            failed = _describe_failures(client, errors, rows, sources, raw) if errors else []
+            workers = len(client.nthreads())
+        summary = {"output": str(output), "complete": not failed, "rows": sum(rows.values()), "partitions": len(tasks),
+                   "failed_partitions": failed, "format": out_format, "columns": [*frames[0].columns, *added.columns], "inputs": files,
+                   "model": {"path": str(model_path), "sha256": read_manifest(model_path)["sha256"]}, "workers": workers,
+                   "scoring_seconds": round(scoring_seconds, 2), "seconds": round(time.perf_counter() - t0, 2)}
+        _finish_output(fs, root, partial, summary)
+    except BaseException:  # an error, Ctrl-C, SIGTERM through the CLI: nothing of this run stays beside `output` either
+        if partial and fs.exists(partial): fs.rm(partial, recursive=True)
+        raise
     return summary

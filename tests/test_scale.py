@@ -62,7 +62,7 @@ def test_a_million_tweets_on_a_local_cluster_match_predict_pipeline(corpus, mode
     parts = sorted(out.glob("part-*.parquet"))
     assert len(parts) == summary["partitions"]
     assert sum(pq.read_metadata(p).num_rows for p in parts) == len(archive)
-    assert (out / "_SUCCESS").exists() and not (out / "_INCOMPLETE").exists()
+    assert (out / "_SUCCESS").exists() and not list(tmp_path.glob(".out.*"))
     assert json.loads((out / "_summary.json").read_text())["rows"] == len(archive)
 
     scored = pd.read_parquet(out)
@@ -92,7 +92,7 @@ def test_every_input_kind_keeps_its_columns(kind, model_path, cluster_address, t
     assert scored.label.tolist() == [p["label"] for p in predict_pipeline(texts, load_pipeline(model_path))]
 
 
-def test_a_failed_partition_is_reported_with_file_and_rows_and_marks_the_output_incomplete(corpus, model_path, cluster_address, tmp_path):
+def test_a_failed_partition_is_reported_with_file_and_rows_and_nothing_is_written(corpus, model_path, cluster_address, tmp_path):
     good = write_archive(resample_tweets(corpus, 30_000, random_state=3), tmp_path / "in", files=1)
     lines = (tmp_path / "in" / "tweets-0.csv").read_text(encoding="utf-8").splitlines(keepends=True)
     lines.insert(20_000, "0000000000,one field,too many\n")  # becomes data row 20,000
@@ -106,20 +106,21 @@ def test_a_failed_partition_is_reported_with_file_and_rows_and_marks_the_output_
     [failure] = summary["failed_partitions"]
     assert Path(failure["file"]).name == "tweets-0.csv" and "ParserError" in failure["error"]
     assert failure["first_row"] <= 20_000 < failure["first_row"] + 10_000, failure
-    written = sum(pq.read_metadata(p).num_rows for p in out.glob("part-*.parquet"))
-    assert written == summary["rows"] and failure["first_row"] - 1 + 2 <= written < len(good) + 2
-    assert not (out / "_SUCCESS").exists()
-    assert f"{Path(failure['file'])} rows from {failure['first_row']}" in (out / "_INCOMPLETE").read_text()
-    assert not list(out.glob(".*inprogress"))
+    assert failure["first_row"] - 1 + 2 <= summary["rows"] < len(good) + 2  # every other partition was scored
+    assert not out.exists() and not list(tmp_path.glob(".out.*")), "an incomplete run must leave nothing under the output's name, nor beside it"
 
 
 def test_output_directory_is_never_mixed(model_path, cluster_address, tmp_path):
     pd.DataFrame({"text": ["good morning", "bad night"]}).to_csv(tmp_path / "t.csv", index=False)
+    pd.DataFrame({"text": ["another morning"]}).to_csv(tmp_path / "u.csv", index=False)
     out = tmp_path / "out"
-    predict_dask(tmp_path / "t.csv", out, model_path=model_path, scheduler=cluster_address, progress=False)
-    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+    predict_dask([tmp_path / "t.csv", tmp_path / "u.csv"], out, model_path=model_path, scheduler=cluster_address, progress=False)
+    assert len(list(out.glob("part-*"))) == 2
+    with pytest.raises(FileExistsError, match=r"pass overwrite=True \(--overwrite\)"):
         predict_dask(tmp_path / "t.csv", out, model_path=model_path, scheduler=cluster_address, progress=False)
     assert predict_dask(tmp_path / "t.csv", out, model_path=model_path, scheduler=cluster_address, overwrite=True, progress=False)["complete"]
+    assert pd.read_parquet(out).text.tolist() == ["good morning", "bad night"]  # the earlier run replaced whole: none of its parts left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "t.csv", "u.csv"]  # nor anything beside it
     (out / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="notes.txt"):
         predict_dask(tmp_path / "t.csv", out, model_path=model_path, scheduler=cluster_address, overwrite=True, progress=False)
@@ -169,7 +170,7 @@ def test_the_app_serves_an_out_of_core_model_unchanged(tmp_path):
     client = create_app({"SENTIMENT_MODEL": str(tmp_path / "m" / "pipeline.pkl")}).test_client()
     body = client.post("/predict", json={"texts": ["I love this phone, best purchase ever :)", "Worst customer service ever, never again :("]}).get_json()
     assert [p["label"] for p in body["predictions"]] == ["positive", "negative"]
-    assert client.get("/ready").status_code == 200
+    assert client.get("/health").status_code == 200
 
 
 def test_training_input_errors_name_the_file_and_write_no_model(tmp_path):
@@ -199,15 +200,18 @@ def test_cli_dask_engine_summarises_refuses_a_used_output_and_overwrites_on_requ
     assert run_cli(*args, "--overwrite").returncode == 0
 
 
-def test_cli_dask_engine_exits_1_when_the_output_is_incomplete(model_path, cluster_address, tmp_path):
+def test_cli_dask_engine_exits_1_and_writes_nothing_when_a_partition_fails(model_path, cluster_address, tmp_path):
     rows = ["id,text", *(f"{i},tweet number {i} of a long and tedious day" for i in range(100_000))]
     rows.insert(80_000, "x,one field,too many")
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
     r = run_cli("predict", "--engine", "dask", "--scheduler", cluster_address, "--model", model_path, "--input", tmp_path / "t.csv",
                 "--output", tmp_path / "out", "--retries", "0")
     assert r.returncode == 1, r.stderr
-    assert "output incomplete: 1 of" in r.stderr and "_INCOMPLETE" in r.stderr and "ParserError" in r.stderr and "Traceback" not in r.stderr, r.stderr
-    assert (tmp_path / "out" / "_INCOMPLETE").exists() and not (tmp_path / "out" / "_SUCCESS").exists()
+    failed, error = r.stderr.splitlines()[-2:]
+    assert failed.startswith("failed: partition ") and f"{tmp_path / 't.csv'} rows " in failed and "ParserError" in failed, r.stderr
+    assert error.startswith(f"sentiment-nb predict: error: {tmp_path / 'out'} not written: 1 of ") and "ParserError" in error, r.stderr
+    assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
 
 
 def test_cli_dask_engine_reads_csv_with_line_breaks_whole_on_request(model_path, cluster_address, tmp_path):
@@ -218,3 +222,19 @@ def test_cli_dask_engine_reads_csv_with_line_breaks_whole_on_request(model_path,
     whole = run_cli(*args, "--output", tmp_path / "o2", "--blocksize", "none")
     assert whole.returncode == 0, whole.stderr
     assert pd.read_parquet(tmp_path / "o2").text.str.contains("\n").sum() == 40_000
+
+
+@pytest.mark.timeout(600)
+def test_a_quoted_line_break_at_90_percent_of_a_50_mb_csv_is_found_before_splitting(model_path, cluster_address, tmp_path):
+    """Splitting at line breaks would cut that tweet in two: the whole file is checked, not a sample of its head."""
+    rows = 1_050_000
+    lines = [f"{i:07d},tweet number {i} of a long and tedious day\n" for i in range(rows)]
+    lines[int(rows * 0.9)] = f'{int(rows * 0.9):07d},"a tweet that goes on\non a second line"\n'
+    src = tmp_path / "t.csv"
+    src.write_text("id,text\n" + "".join(lines))
+    assert src.stat().st_size > 50e6
+    out = tmp_path / "out"
+    args = ["predict", "--engine", "dask", "--scheduler", cluster_address, "--model", model_path, "--input", src]
+    refused = run_cli(*args, "--output", out, timeout=300)
+    assert refused.returncode == 1 and "quoted tweets hold line breaks" in refused.stderr, refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
