@@ -1,4 +1,4 @@
-"""The model the service answers with: loaded once, verified by the core, warmed up before /ready says yes."""
+"""The model the service answers with: loaded once, verified by the core, warmed up before the server binds its port."""
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,6 @@ class ServedModel:
     pipeline: Any
     manifest: dict
     path: str
-    ready: bool = False
     coalescer: Coalescer = field(init=False)
 
     def __post_init__(self):
@@ -41,7 +40,6 @@ class ServedModel:
         labels = {p["label"] for p in self.predict_now(WARM_UP_TEXTS)}
         if not labels <= set(self.manifest["labels"]):
             raise ValueError(f"the model predicts {sorted(labels)}, its manifest lists {self.manifest['labels']}")
-        self.ready = True
 
 
 def load_served_model(path: str | None = None,  # the pickled pipeline; None: the core's default (shipped) model

@@ -81,7 +81,6 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
         "NotFound": error_response("No such endpoint.", {"not_found": "the path is none of those listed here"}),
         "MethodNotAllowed": error_response("The endpoint exists but not for this method; the Allow header lists the methods.", {
             "method_not_allowed": "the method is not one listed for this path"}),
-        "NotReady": error_response("The model is not loaded and warmed up yet.", {"not_ready": "start-up is not finished"}),
         "InternalError": error_response("A bug on our side; the message carries the request id, never internals.", {
             "internal_error": "an unexpected exception; quote the request id when reporting it"}),
     }
@@ -108,10 +107,7 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
                 **errors,
             },
         }},
-        "/health": get("The process is alive", {"description": "alive", "content": json_content(ref("schemas", "Status"))}),
-        "/ready": get("The model is loaded and warmed up", {"description": "ready to predict",
-                                                             "content": json_content(ref("schemas", "Status"))},
-                      **{"503": ref("responses", "NotReady")}),
+        "/health": get("Alive and ready: the one probe", {"description": "alive", "content": json_content(ref("schemas", "Status"))}),
         "/model": get("The served model's manifest", {"description": "labels, library versions, metrics, training data, sha256",
                                                       "content": json_content(ref("schemas", "Manifest"))}),
         "/openapi.json": get("This document", {"description": "OpenAPI 3.1", "content": json_content({"type": "object"})}),
@@ -126,7 +122,9 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
                             "a path not listed answers 404 `not_found`, a method not listed answers 405 `method_not_allowed` "
                             "with an Allow header. Requests that are not valid HTTP (a garbled request line, a URI over 4 KiB, a header over "
                             "8 KiB) are refused by the server itself, in the same shape: 400, 414, 431. "
-                            "Every response carries `X-Request-ID`."),
+                            "Every response carries `X-Request-ID`. `/health` is the one probe, for liveness and readiness alike: "
+                            "the server binds its port only once the model is loaded, verified and warmed up, so any answer at all "
+                            "means predictions work."),
         },
         "paths": paths,
         "components": {"schemas": schemas, "responses": responses},

@@ -1,7 +1,6 @@
 """The HTTP endpoints; each one parses and validates, asks the model, shapes the answer."""
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from .errors import ApiError
 from .model import ServedModel
 from .validation import parse_predict_request
 
@@ -27,14 +26,9 @@ def predict():
 
 @api.get("/health")
 def health():
+    # The one probe, for liveness and readiness alike: gunicorn binds its port only after the master has loaded,
+    # verified and warmed up the model (preload_app), so any answer at all comes from a process ready to predict.
     return jsonify({"status": "alive"})
-
-
-@api.get("/ready")
-def ready():
-    if not served_model().ready:
-        raise ApiError(503, "not_ready", "the model is not loaded and warmed up yet")
-    return jsonify({"status": "ready"})
 
 
 @api.get("/model")

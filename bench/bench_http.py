@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_http.py [--duration 10] [--repeats 3]       (`make bench-http`)
 
-Each repeat starts each server afresh on a free 127.0.0.1 port (time to /ready), warms it up, then wrk (Debian's)
+Each repeat starts each server afresh on a free 127.0.0.1 port (time to /health 200), warms it up, then wrk (Debian's)
 drives POST /predict with bench/post_bodies.lua: single tweets over 16 connections, then 1,000-tweet batches.
 Memory is read from /proc after the load. Request bodies are synthetic tweets made here, never the corpus.
 Medians over the repeats go to a table on stdout and to bench-results/http.json.
@@ -108,7 +108,7 @@ ROWS = [  # key, label, target, is the target met
     ("peak_rss_mb_per_worker", "peak RSS per worker, MB", "≤ 300", lambda v: v <= 300),
     ("pss_mb_per_worker", "PSS per worker (shared pages split), MB", "", None),
     ("processes", "serving processes", "", None),
-    ("seconds_to_ready", "start to /ready, s", "≤ 10", lambda v: v <= 10),
+    ("seconds_to_ready", "start to /health 200, s", "≤ 10", lambda v: v <= 10),
 ]
 
 

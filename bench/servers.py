@@ -65,7 +65,7 @@ class Server:
 
 def start_server(command: list[str], log_path: Path, env: dict[str, str] | None = None,
                  ready_timeout: float = 60, wait_ready: bool = True) -> Server:
-    """`command` serving on 127.0.0.1 and a free port; by default returns once /ready says 200."""
+    """`command` serving on 127.0.0.1 and a free port; by default returns once /health says 200."""
     port = free_port()
     environment = {**os.environ, **(env or {}), "HOST": "127.0.0.1", "PORT": str(port), "PYTHONUNBUFFERED": "1"}
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ def start_server(command: list[str], log_path: Path, env: dict[str, str] | None 
         return server
     deadline = started + ready_timeout
     while time.perf_counter() < deadline and process.poll() is None:
-        if get_status(server.url + "/ready", timeout=1) == 200:
+        if get_status(server.url + "/health", timeout=1) == 200:
             server.seconds_to_ready = time.perf_counter() - started
             return server
         time.sleep(0.05)

@@ -269,7 +269,7 @@ class DockerService:
                          "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
                          "--env", "HOST=127.0.0.1", "--env", f"PORT={self.port}", image)
         deadline = time.monotonic() + ready_timeout
-        while get_status(f"http://127.0.0.1:{self.port}/ready", timeout=1) != 200:
+        while get_status(f"http://127.0.0.1:{self.port}/health", timeout=1) != 200:
             if time.monotonic() > deadline or docker("inspect", "--format", "{{.State.Running}}", self.id) != "true":
                 raise RuntimeError(f"container not ready within {ready_timeout}s:\n{self.log_tail()}")
             time.sleep(0.1)

@@ -242,16 +242,12 @@ def test_unexpected_exception_is_json_500_with_request_id_and_no_internals(servi
 
 # ---- health, readiness, model, OpenAPI ------------------------------------------------------------------------
 
-def test_health_and_ready(service_app, service_client, openapi_checker, monkeypatch):
-    for path in ("/health", "/ready"):
-        response = service_client.get(path)
-        assert response.status_code == 200
-        openapi_checker.check("GET", path, response)
-    monkeypatch.setattr(service_app.extensions["sentiment_model"], "ready", False)  # as before the warm-up finished
-    not_ready = service_client.get("/ready")
-    assert_error(not_ready, 503, "not_ready", "warmed up")
-    openapi_checker.check("GET", "/ready", not_ready)
-    assert service_client.get("/health").status_code == 200
+def test_health_is_the_one_probe(service_client, openapi_checker):
+    response = service_client.get("/health")
+    assert (response.status_code, response.get_json()) == (200, {"status": "alive"})
+    openapi_checker.check("GET", "/health", response)
+    # no /ready: it could never answer anything but 200 (see test_app_http.py for why /health is enough)
+    assert_error(service_client.get("/ready"), 404, "not_found", "")
 
 
 def test_model_endpoint_serves_the_manifest_beside_the_pickle(service_client, served_model_path, openapi_checker):

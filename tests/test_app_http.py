@@ -54,12 +54,27 @@ def test_gunicorn_serves_single_and_batch_predictions(service_gunicorn):
     predictions = batch.json()["predictions"]
     assert [p["text"] for p in predictions] == [POSITIVE, NEGATIVE, NEUTRAL]
     assert predictions[0]["label"] == "positive" and predictions[1]["label"] == "negative"
-    for path in ("/health", "/ready", "/model", "/openapi.json", "/"):
+    for path in ("/health", "/model", "/openapi.json", "/"):
         assert requests.get(service_gunicorn.url + path, timeout=10).status_code == 200, path
 
 
 def test_gunicorn_became_ready_quickly(service_gunicorn):
     assert service_gunicorn.seconds_to_ready < 30  # the 10 s target is measured by `make bench-http`
+
+
+def test_the_first_answer_gunicorn_gives_is_a_ready_one(served_model_path, tmp_path):
+    """Why /health is the one probe: until the model is loaded and warm the port is not bound (connections are refused),
+    and the moment /health first answers, a prediction works too. There is no state in which a separate /ready could say 503."""
+    server = start_server(gunicorn_command(), tmp_path / "server.log", env={"SENTIMENT_MODEL": str(served_model_path)}, wait_ready=False)
+    try:
+        deadline = time.monotonic() + 60
+        while (status := get_status(server.url + "/health", timeout=5)) is None:  # None: connection refused
+            assert server.process.poll() is None and time.monotonic() < deadline, server.log()[-3000:]
+            time.sleep(0.01)
+        first = post_json(server, {"text": POSITIVE})
+        assert status == 200 and first.status_code == 200 and first.json()["label"] == "positive", (status, first.text)
+    finally:
+        assert server.stop() == 0, server.log()[-3000:]
 
 
 def test_malformed_oversized_and_misdirected_requests_get_json_errors(service_gunicorn):

@@ -82,10 +82,10 @@ class Container:
         return done.stdout + done.stderr
 
     def wait_ready(self, limit: float = 30) -> float:
-        """Seconds from `docker run` until /ready answers 200; fails with the logs if it never does."""
+        """Seconds from `docker run` until /health answers 200; fails with the logs if it never does."""
         while time.monotonic() - self.started < limit:
             try:
-                if http("GET", self.url + "/ready", timeout=2)[0] == 200:
+                if http("GET", self.url + "/health", timeout=2)[0] == 200:
                     return time.monotonic() - self.started
             except OSError:
                 if not self.running():
@@ -181,7 +181,7 @@ def test_image_adds_at_most_320_mb_over_its_base():
 
 def test_container_is_ready_within_10_seconds_of_docker_run(served):
     load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"  # start-up is CPU-bound
-    print(f"\ndocker run -> /ready 200: {served.ready_seconds:.1f} s ({load})")
+    print(f"\ndocker run -> /health 200: {served.ready_seconds:.1f} s ({load})")
     assert served.ready_seconds <= READY_LIMIT_S, load
 
 
@@ -251,7 +251,7 @@ def test_container_without_any_network_serves_from_baked_in_data(start):
         "import json, os, time, urllib.request as u\n"
         "url = 'http://127.0.0.1:' + os.environ['PORT']\n"
         "for _ in range(300):\n"
-        "    try: u.urlopen(url + '/ready', timeout=1); break\n"
+        "    try: u.urlopen(url + '/health', timeout=1); break\n"
         "    except OSError: time.sleep(0.1)\n"
         "body = json.dumps({'text': os.environ['TWEET']}).encode()\n"
         "r = u.Request(url + '/predict', data=body, headers={'Content-Type': 'application/json'})\n"
