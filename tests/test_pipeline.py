@@ -182,11 +182,9 @@ def test_predict_rejects_non_strings(small_model, bad, message):
 
 def test_shipped_model_loads_and_matches_its_manifest():
     path = default_model_path()
-    if not path.exists():
-        pytest.skip(f"no shipped model at {path}")
-    m = read_manifest(path)
+    load_pipeline(path)  # verified against its manifest: hash, labels, scikit-learn version
     assert path.stat().st_size <= 25e6
-    assert m["metrics"]["macro_recall"] >= 0.68
+    # the manifest's held-out recall is a stored number, not a measurement: `make bench` re-measures it
     out = predict_pipeline(["I love this so much, best day ever!", "This is the worst, I hate it", "The train leaves at 5pm"])
     assert [o["label"] for o in out] == ["positive", "negative", "neutral"]
 
