@@ -46,10 +46,11 @@ clean-nbs: ## strip outputs and metadata from notebooks
 readme: ## nbs/index.ipynb -> README.md
 	$(BIN)/python tools/nb2readme.py nbs/index.ipynb README.md
 
-sync-check: ## fail if export, clean or readme would change a tracked file
+sync-check: ## fail if export, clean or readme would change a tracked file, or ruff finds unused imports or undefined names
 	$(BIN)/nbdev_clean && $(BIN)/nbdev_export && $(BIN)/python tools/nb2readme.py nbs/index.ipynb README.md
 	@changed=$$(git status --porcelain -- sentiment_nb nbs README.md); \
 	if [ -n "$$changed" ]; then echo "out of sync with the notebooks:"; echo "$$changed"; git --no-pager diff --stat; exit 1; fi
+	$(BIN)/ruff check sentiment_nb app tests bench tools
 
 test: test-nbs test-py ## run every notebook (small subsets) and the pytest suite
 
