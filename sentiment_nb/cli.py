@@ -104,6 +104,7 @@ def partial_path(path) -> Path:
 
 @contextmanager
 def replace_when_complete(path, # destination, replaced only if the block completes
+                          encoding: str = "utf-8",
                          ):
     "Write text to a partial file beside `path`; when the block completes, flush it to disk and rename it to `path`, else delete it."
     path = Path(path)
@@ -111,7 +112,7 @@ def replace_when_complete(path, # destination, replaced only if the block comple
     tmp = partial_path(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as to any file the user creates
     try:
-        with open(fd, "w", encoding="utf-8", newline="") as f:
+        with open(fd, "w", encoding=encoding, newline="") as f:
             yield f
             f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -24,7 +24,7 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from tqdm.auto import tqdm
 
-from .cli import partial_path, remove_stale_partials
+from .cli import partial_path, remove_stale_partials, replace_when_complete
 from .data import LABELS, SENTIMENT140_POLARITY, DataFormatError, read_tweet_chunks
 from .features import LexiconFeatures
 from .models import sentiment_metrics
@@ -51,7 +51,7 @@ def write_sentiment140(df: pd.DataFrame, # labelled tweets (`text`, `label`)
     "Write tweets in Sentiment140's layout: no header; polarity, id, date, query, user, text; quoted; latin-1."
     polarity = {label: p for p, label in SENTIMENT140_POLARITY.items()}
     df = df.sort_values("label", kind="stable") if sort else df
-    with open(path, "w", encoding="latin-1", newline="") as f:
+    with replace_when_complete(path, encoding="latin-1") as f:
         out = csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n")
         for i, (text, label) in enumerate(zip(df.text, df.label)):
             # characters latin-1 lacks arrive as their UTF-8 bytes, the mojibake the real file has too

@@ -33,5 +33,9 @@ def render(nb: dict) -> str:
 
 
 if __name__ == "__main__":
+    from sentiment_nb.cli import replace_when_complete  # the README is written whole or not at all, like every output
+
     src, dst = map(Path, sys.argv[1:3])
-    dst.write_text(render(json.loads(src.read_text(encoding="utf-8"))), encoding="utf-8")
+    text = render(json.loads(src.read_text(encoding="utf-8")))
+    with replace_when_complete(dst) as f:
+        f.write(text)
