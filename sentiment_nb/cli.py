@@ -171,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
 def _train(a):
     from sentiment_nb.pipeline import default_model_path
     out = a.out or default_model_path()
+    if Path(out).is_dir(): raise IsADirectoryError(f"{out}: is a directory; give --out a file name such as {Path(out)/'pipeline.pkl'}")  # before, not after, training
     if a.out_of_core:
         from sentiment_nb.scale import train_out_of_core
         manifest = train_out_of_core(a.data, out, fmt=a.fmt, chunksize=a.chunksize, valid=a.valid_size or None)
