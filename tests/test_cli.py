@@ -1,5 +1,5 @@
 """The `sentiment-nb` console script, run as a real subprocess."""
-import hashlib, json, re, signal, subprocess, sys, threading, time
+import json, re, signal, subprocess, sys, threading, time
 from pathlib import Path
 
 import pandas as pd
@@ -111,10 +111,6 @@ def test_nltk_data_command():
 KEPT = b"id,text,label\n1,yesterday's labelled tweet,positive\n"
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def partials(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.glob(".*.partial"))
 
@@ -140,11 +136,11 @@ def test_a_bad_input_leaves_the_output_untouched_and_prints_no_progress_bar(tmp_
     src = {"missing input": tmp_path / "missing.csv", "no text column": tmp_path / "in.csv", "unsupported extension": tmp_path / "in.xlsx"}[case]
     if case != "missing input":
         src.write_text("id,txt\n1,hello\n")
-    before = sha256(kept)
+    before = file_sha256(kept)
     r = run("predict", "--input", src, "--output", kept, "--overwrite")  # even allowed to replace it, a bad input must not
     assert r.returncode == 1
     assert r.stderr.startswith(f"sentiment-nb predict: error: {src}: ") and r.stderr.count("\n") == 1, r.stderr  # no progress bar before it
-    assert sha256(kept) == before and partials(tmp_path) == []
+    assert file_sha256(kept) == before and partials(tmp_path) == []
 
 
 def test_an_existing_output_is_replaced_only_with_overwrite(tmp_path, kept, shipped):
@@ -160,12 +156,12 @@ def test_an_existing_output_is_replaced_only_with_overwrite(tmp_path, kept, ship
 
 def test_a_malformed_row_half_way_through_200k_rows_leaves_the_output_untouched(tmp_path, kept, shipped):
     src = write_tweets(tmp_path / "in.csv", 200_000, bad_row=100_000)
-    before = sha256(kept)
+    before = file_sha256(kept)
     r = run("predict", "--input", src, "--output", kept, "--overwrite")
     assert r.returncode == 1
     assert r.stderr.rstrip().endswith(f"sentiment-nb predict: error: {src}: Error tokenizing data. C error: Expected 2 fields in line 100002, saw 3"), r.stderr[-500:]
     assert "predicting: 100000 tweets" in r.stderr  # it got half-way before the bad row
-    assert sha256(kept) == before and partials(tmp_path) == []
+    assert file_sha256(kept) == before and partials(tmp_path) == []
 
 
 def run_until(args: list, seen, timeout: float = 300) -> subprocess.Popen:
@@ -200,11 +196,11 @@ def million_tweets(tmp_path_factory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["SIGKILL", "SIGTERM", "SIGINT"])
 def test_a_predict_interrupted_half_way_through_a_million_rows_leaves_the_output_untouched(tmp_path, kept, shipped, million_tweets, sig):
-    before = sha256(kept)
+    before = file_sha256(kept)
     process = run_until(["predict", "--input", million_tweets, "--output", kept, "--overwrite"], lambda err: rows_done(err) >= 500_000)
     process.send_signal(sig)
     code = process.wait(60)
-    assert sha256(kept) == before
+    assert file_sha256(kept) == before
     if sig == signal.SIGKILL:
         # nothing runs on SIGKILL: the partial file stays, named after the dead process, until the next run to this name
         assert code == -signal.SIGKILL and partials(tmp_path) == [p.name for p in tmp_path.glob(f".out.csv.{process.pid}-*.partial")] != []
