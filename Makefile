@@ -75,7 +75,7 @@ bench: ## accuracy, throughput, latency and training-time table for the pipeline
 # MODEL=path checks another pickle (its manifest is verified first); the default is $SENTIMENT_MODEL or models/pipeline.pkl.
 MODEL ?=
 behaviour: ## behaviour-suite failure rates per test and capability, against issue 10's targets (MODEL=path)
-	$(BIN)/python -c 'import sys; from sentiment_nb.behaviour import check_model; print(check_model(sys.argv[1] or None)[1])' "$(MODEL)"
+	$(BIN)/sentiment-nb check $(if $(MODEL),--model $(MODEL))
 
 # ---- Docker image (.ci/docker-image.sh starts a local engine and a stand-in base image when none is available)
 IMAGE ?= sentiment-nb

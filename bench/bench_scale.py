@@ -38,12 +38,12 @@ def child(job: str, src: str, out: str, workers: str):
     elif job == "train-out-of-core":
         from sentiment_nb.scale import train_out_of_core
         rows = train_out_of_core(src, out, fmt="sentiment140", progress=False)["training_data"]["rows"]
-    elif job == "train-full-batch":  # what `sentiment-nb train` fits, once (it fits twice: on the 80% split, then on all)
+    elif job == "train-full-batch":  # what `sentiment-nb train` fits, once (it also fits on its validation splits first)
         from sentiment_nb.data import load_tweets
         from sentiment_nb.models import build_pipeline
         from sentiment_nb.pipeline import save_pipeline, train_pipeline
         df = load_tweets(src, "sentiment140", dedupe=False)
-        save_pipeline(train_pipeline(df.text, df.label, build_pipeline(n_jobs=1), progress=False), out)  # n_jobs=1: all memory in this process
+        save_pipeline(train_pipeline(df.text, df.label, build_pipeline(), progress=False), out)
         rows = len(df)
     else: raise SystemExit(f"unknown job {job}")
     print(json.dumps({"rows": rows, "seconds": time.perf_counter() - t0, "scoring_seconds": scoring,

@@ -142,13 +142,13 @@ def predict_file(input_path, output_path="-", # file of tweets; destination (`-`
 
 # %% ../nbs/04_cli.ipynb #1b8a5e50
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sentiment-nb", description="Tweet sentiment: train, evaluate, predict, serve.")
+    p = argparse.ArgumentParser(prog="sentiment-nb", description="Tweet sentiment: train, evaluate, check, predict, serve.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a pipeline and write it with its manifest")
     t.add_argument("data", nargs="+", help="labelled tweet files (Sentiment140 CSV, SemEval TSV, CSV/TSV with text,label)")
     t.add_argument("--out", default=None, help="model path (default: $SENTIMENT_MODEL or models/pipeline.pkl)")
     t.add_argument("--format", dest="fmt", choices=["sentiment140", "csv", "tsv"], help="input format (default: detect)")
-    t.add_argument("--valid-size", type=float, default=0.2, help="held-out share for the manifest's metrics; 0 skips")
+    t.add_argument("--valid-size", type=float, default=0.2, help="share of the random split reported beside the temporal hold-out in the manifest's metrics; 0 skips validation")
     t.add_argument("--out-of-core", action="store_true", help="stream the data in chunks (bounded memory; see the scale notebook)")
     t.add_argument("--chunksize", type=int, default=100_000, help="rows per chunk with --out-of-core")
     e = sub.add_parser("evaluate", help="metrics of a model on labelled tweets")
@@ -162,6 +162,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--output-format", choices=["parquet", "csv"], default="parquet", help="with --engine dask")
     r.add_argument("--retries", type=int, default=1, help="with --engine dask: extra attempts for a failing partition")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output file (with --engine dask: an earlier run's output directory)")
+    c = sub.add_parser("check", help="run the behaviour suite on a model: failure rates per test and capability, against the targets")
+    c.add_argument("--model", default=None, help="pickle to check (default: $SENTIMENT_MODEL or models/pipeline.pkl); its manifest is verified first")
     sub.add_parser("nltk-data", help="make the WordNet data NLTK needs available (works offline on Debian/Ubuntu)")
     s = sub.add_parser("serve", help="serve the API with gunicorn (app/gunicorn.conf.py)")
     s.add_argument("--host", default=None); s.add_argument("--port", default=None); s.add_argument("--model", default=None)
@@ -179,9 +181,24 @@ def _train(a):
         from sentiment_nb.data import load_tweets
         from sentiment_nb.pipeline import train_and_save
         manifest = train_and_save(load_tweets(a.data, a.fmt), out, data_paths=a.data, valid_size=a.valid_size)
-    recall = f"; macro recall {manifest['metrics']['macro_recall']:.4f} held out" if "metrics" in manifest else ""
-    print(f"wrote {out} ({manifest['bytes'] / 1e6:.1f} MB, trained in {manifest['train_seconds']}s{recall})", file=sys.stderr)
+    print(f"wrote {out} ({manifest['bytes'] / 1e6:.1f} MB, trained in {manifest['train_seconds']}s{_held_out(manifest)})", file=sys.stderr)
     return manifest
+
+def _held_out(manifest: dict) -> str:
+    "The manifest's headline figures, as the end of `train`'s one-line summary."
+    out = ""
+    if "metrics" in manifest:
+        split = "temporal hold-out" if manifest["metrics"]["split"].startswith("temporal") else "held-out split"
+        out += f"; macro recall {manifest['metrics']['macro_recall']:.4f} on the {split}"
+    if "behaviour" in manifest: out += f"; behaviour suite: {manifest['behaviour']['mean_failure_rate']:.1%} of tests failed"
+    return out
+
+def _check(a):
+    from sentiment_nb.behaviour import behaviour_failures, check_model
+    results, report = check_model(a.model)
+    print(report)
+    if missed := behaviour_failures(results): raise RuntimeError(f"the model misses {len(missed)} behaviour target(s): {'; '.join(missed)}")
+    return results
 
 def _evaluate(a):
     from sentiment_nb.data import load_tweets
@@ -230,7 +247,7 @@ def _serve(a):
     os.execv(str(gunicorn), [str(gunicorn), "-c", "app/gunicorn.conf.py", "app:create_app()"])
 
 # %% ../nbs/04_cli.ipynb #33c4b25d
-_COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "nltk-data": _nltk_data, "serve": _serve}
+_COMMANDS = {"train": _train, "evaluate": _evaluate, "check": _check, "predict": _predict, "nltk-data": _nltk_data, "serve": _serve}
 
 def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)  # unwinds like Ctrl-C: partial files are removed, a local cluster is closed

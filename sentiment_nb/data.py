@@ -5,7 +5,6 @@
 # %% ../nbs/00_data.ipynb #4ebe1052
 from __future__ import annotations
 import csv, os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -15,9 +14,9 @@ from sklearn.model_selection import train_test_split
 import sentiment_nb
 
 # %% auto #0
-__all__ = ['LABELS', 'SENTIMENT140_POLARITY', 'SENTIMENT140_COLUMNS', 'FORMATS', 'PROJECT_DIR', 'DataFormatError',
-           'detect_format', 'read_tweet_chunks', 'drop_duplicate_tweets', 'load_tweets', 'load_sentiment140',
-           'load_semeval', 'train_valid_split', 'semeval_path']
+__all__ = ['LABELS', 'SENTIMENT140_POLARITY', 'SENTIMENT140_COLUMNS', 'FORMATS', 'TEMPORAL_HOLDOUT', 'PROJECT_DIR',
+           'DataFormatError', 'detect_format', 'read_tweet_chunks', 'drop_duplicate_tweets', 'load_tweets',
+           'load_sentiment140', 'load_semeval', 'train_valid_split', 'temporal_split', 'semeval_path']
 
 # %% ../nbs/00_data.ipynb #c2ec9a42
 LABELS = ("negative", "neutral", "positive")
@@ -51,24 +50,26 @@ def _to_label(raw: str, path: Path, line: int, mapping: dict | None = None) -> s
     return label
 
 # %% ../nbs/00_data.ipynb #91084e24
-def _sentiment140_records(path: Path) -> Iterator[tuple[int, str, str]]:
+def _sentiment140_records(path: Path) -> Iterator[tuple[int, str, str, None]]:
     reader = csv.reader(_read_lines(path, "latin-1"))
     for row in reader:
         if len(row) != 6:
             raise DataFormatError(f"{path}:{reader.line_num}: expected 6 columns ({', '.join(SENTIMENT140_COLUMNS)}), found {len(row)}")
-        yield reader.line_num, row[5], _to_label(row[0], path, reader.line_num, SENTIMENT140_POLARITY)
+        yield reader.line_num, row[5], _to_label(row[0], path, reader.line_num, SENTIMENT140_POLARITY), None
 
-def _headed_records(path: Path, delimiter: str) -> Iterator[tuple[int, str, str]]:
+def _headed_records(path: Path, delimiter: str) -> Iterator[tuple[int, str, str, str | None]]:
     reader = csv.reader(_read_lines(path, "utf-8"), delimiter=delimiter)
     header = [h.strip().lower() for h in next(reader)]
     if "text" not in header or "label" not in header:
         raise DataFormatError(f"{path}:1: header {header} needs 'text' and 'label' columns")
     ti, li = header.index("text"), header.index("label")
+    si = header.index("source") if "source" in header else None
     for row in reader:
         if not row: continue
         if len(row) != len(header):
             raise DataFormatError(f"{path}:{reader.line_num}: expected {len(header)} columns ({', '.join(header)}), found {len(row)}")
-        yield reader.line_num, row[ti], _to_label(row[li], path, reader.line_num)
+        yield reader.line_num, row[ti], _to_label(row[li], path, reader.line_num), None if si is None else row[si]
+
 
 # %% ../nbs/00_data.ipynb #a1517989
 FORMATS = ("sentiment140", "csv", "tsv")
@@ -88,21 +89,27 @@ def _records(path: Path, fmt: str):
     if fmt in ("csv", "tsv"): return _headed_records(path, "\t" if fmt == "tsv" else ",")
     raise ValueError(f"unknown format {fmt!r}, expected one of {', '.join(FORMATS)}")
 
+def _frame(texts: list, labels: list, sources: list) -> pd.DataFrame:
+    frame = pd.DataFrame({"text": texts, "label": labels})
+    if sources[0] is not None: frame["source"] = sources
+    return frame
+
 def read_tweet_chunks(path, # CSV/TSV/Sentiment140 file
                       fmt: str | None = None, # one of `FORMATS`; `None` detects it
                       chunksize: int = 100_000, # rows per yielded frame
                      ) -> Iterator[pd.DataFrame]:
-    "Stream a labelled tweet file as `text`/`label` frames of at most `chunksize` rows."
+    "Stream a labelled tweet file as `text`/`label` frames of at most `chunksize` rows (plus `source` where the file has one)."
     path = Path(path)
     fmt = fmt or detect_format(path)
     _check_file(path)
-    texts, labels = [], []
-    for _, text, label in _records(path, fmt):
-        texts.append(text); labels.append(label)
+    texts, labels, sources = [], [], []
+    for _, text, label, source in _records(path, fmt):
+        texts.append(text); labels.append(label); sources.append(source)
         if len(texts) == chunksize:
-            yield pd.DataFrame({"text": texts, "label": labels})
-            texts, labels = [], []
-    if texts: yield pd.DataFrame({"text": texts, "label": labels})
+            yield _frame(texts, labels, sources)
+            texts, labels, sources = [], [], []
+    if texts: yield _frame(texts, labels, sources)
+
 
 # %% ../nbs/00_data.ipynb #fbee1611
 def drop_duplicate_tweets(df: pd.DataFrame) -> pd.DataFrame:
@@ -113,7 +120,7 @@ def load_tweets(path, # a file, or a list of files
                 fmt: str | None = None, # one of `FORMATS`; `None` detects each file's
                 dedupe: bool = True, # drop repeated texts
                ) -> pd.DataFrame:
-    "Load labelled tweets into one frame with `text` and `label` columns."
+    "Load labelled tweets into one frame with `text` and `label` columns (and `source` where a file names each tweet's set)."
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     chunks = [c for p in paths for c in read_tweet_chunks(p, fmt)]
     if not chunks: raise DataFormatError(f"{', '.join(map(str, paths))}: no tweets found, only a header")
@@ -125,7 +132,7 @@ def load_sentiment140(path) -> pd.DataFrame:
     return load_tweets(path, "sentiment140")
 
 def load_semeval(path) -> pd.DataFrame:
-    "Load a SemEval-style TSV (`id`, `label`, `text`, other columns ignored)."
+    "Load a SemEval-style TSV (`id`, `label`, `text` and, where present, `source`; other columns ignored)."
     return load_tweets(path, "tsv")
 
 # %% ../nbs/00_data.ipynb #3563e849
@@ -133,6 +140,18 @@ def train_valid_split(df: pd.DataFrame, valid_size: float = 0.2, random_state: i
     "Split `df` into train and validation frames, stratified by label."
     train, valid = train_test_split(df, test_size=valid_size, stratify=df.label, random_state=random_state)
     return train.reset_index(drop=True), valid.reset_index(drop=True)
+
+# %% ../nbs/00_data.ipynb #b1bb9f0e
+TEMPORAL_HOLDOUT = "twitter-2016test"
+
+def temporal_split(df: pd.DataFrame, # labelled tweets with a `source` column
+                   holdout: str = TEMPORAL_HOLDOUT, # the source scored; every other source is trained on
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Train on every source but `holdout`, validate on `holdout`: tweets collected after the ones trained on."
+    if "source" not in df or not (df.source == holdout).any():
+        raise DataFormatError(f"no tweets from source {holdout!r}: the temporal split needs SemEval's `source` column")
+    later = (df.source == holdout).to_numpy()
+    return df[~later].reset_index(drop=True), df[later].reset_index(drop=True)
 
 # %% ../nbs/00_data.ipynb #36587e08
 PROJECT_DIR = Path(sentiment_nb.__file__).resolve().parents[1]

@@ -10,10 +10,11 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .preprocess import NEGATIVE, POSITIVE, vader_lexicon
+from .preprocess import NEGATIVE, POSITIVE, vader_lexicon, word_polarity
 
 # %% auto #0
-__all__ = ['N_LEXICON_FEATURES', 'VADER_NEGATION_FACTOR', 'NgramVectorizer', 'polarity_lexicon', 'LexiconFeatures', 'SparseUnion']
+__all__ = ['N_LEXICON_FEATURES', 'VADER_NEGATION_FACTOR', 'CONTRAST_FACTOR', 'BOOSTERS', 'REDUCERS', 'BOOST', 'REDUCE',
+           'CONTRAST_WORDS', 'LEXICONS', 'NgramVectorizer', 'polarity_lexicon', 'LexiconFeatures', 'SparseUnion']
 
 # %% ../nbs/01a_features.ipynb #32b1ecbf
 def _token_ids(docs: list[str], vocabulary: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -97,25 +98,48 @@ class NgramVectorizer(BaseEstimator, TransformerMixin):
         return np.concatenate([words, np.array(pairs, dtype=object)])
 
 # %% ../nbs/01a_features.ipynb #3e06b9a2
-N_LEXICON_FEATURES = 8
+N_LEXICON_FEATURES = 12
 VADER_NEGATION_FACTOR = -0.74
+CONTRAST_FACTOR = 0.5  # a sentiment word before "but" (marked `_pre`)
+BOOSTERS = frozenset("very really so extremely incredibly truly super totally absolutely completely highly especially exceptionally remarkably most too".split())
+REDUCERS = frozenset("somewhat slightly bit fairly kinda rather little mildly partly barely hardly marginally moderately".split())
+BOOST, REDUCE = 1.3, 0.6
+CONTRAST_WORDS = frozenset({"but", "however", "although", "though"})
+LEXICONS = ("vader+textblob", "vader")
 
-def polarity_lexicon() -> dict[str, float]:
-    "Token → valence for normalized tokens: VADER's lexicon, emoticon/emoji placeholders, and `_neg` forms."
-    lex = {**vader_lexicon(), POSITIVE: 2.0, NEGATIVE: -2.0}
-    return {**lex, **{f"{w}_neg": VADER_NEGATION_FACTOR * v for w, v in lex.items()}}
+def polarity_lexicon(lexicon: str = "vader+textblob", # one of `LEXICONS`
+                    ) -> dict[str, float]:
+    "Token → valence for normalized tokens: prior polarity of words and placeholders, their `_neg` and `_pre` forms."
+    if lexicon not in LEXICONS: raise ValueError(f"lexicon={lexicon!r}, expected one of {', '.join(LEXICONS)}")
+    lex = word_polarity() if lexicon == "vader+textblob" else {**vader_lexicon(), POSITIVE: 2.0, NEGATIVE: -2.0}
+    lex = {**lex, **{f"{w}_neg": VADER_NEGATION_FACTOR * v for w, v in lex.items()}}
+    return {**lex, **{f"{w}_pre": CONTRAST_FACTOR * v for w, v in lex.items()}}
 
-def _lexicon_scores(doc: str, valence: dict[str, float]) -> tuple:
+def _lexicon_scores(doc: str, valence: dict[str, float], modifiers: bool = True) -> tuple:
     tokens = doc.split()
-    scores = [v for v in map(valence.get, tokens) if v]
+    scores, later, contrast, previous = [], 0.0, False, ""
+    for t in tokens:
+        v = valence.get(t)
+        if v:
+            if modifiers: v *= BOOST if previous in BOOSTERS else REDUCE if previous in REDUCERS else 1.0
+            scores.append(v); later += v
+        elif modifiers and t in CONTRAST_WORDS: contrast, later = True, 0.0
+        previous = t
     marks = (tokens.count("!"), tokens.count("?"))
-    if not scores: return (0.0,) * 6 + marks
-    pos = sum(v for v in scores if v > 0); neg = sum(v for v in scores if v < 0)
-    return (pos, neg, pos + neg, max(scores), min(scores), scores[-1]) + marks
+    if not scores: return (0.0,) * 6 + marks + (0.0, 1.0, 0, 0)
+    pos = [v for v in scores if v > 0]; neg = [v for v in scores if v < 0]
+    return (sum(pos), sum(neg), sum(scores), max(scores), min(scores), scores[-1], *marks,
+            later if contrast else 0.0, 0.0, len(pos), len(neg))
 
 # %% ../nbs/01a_features.ipynb #b5e838ed
 class LexiconFeatures(BaseEstimator, TransformerMixin):
     "Dense lexicon-based sentiment scores of normalized tweets, scaled to unit variance."
+    def __init__(self,
+                 lexicon: str = "vader+textblob", # one of `LEXICONS`
+                 modifiers: bool = True, # intensifiers, reducers and contrast words change the words they touch
+                ):
+        self.lexicon, self.modifiers = lexicon, modifiers
+
     def fit(self, X, y=None):
         raw = self._raw(X)
         self.scale_ = np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1.0)
@@ -125,19 +149,20 @@ class LexiconFeatures(BaseEstimator, TransformerMixin):
         return sp.csr_matrix(self._raw(X) / self.scale_)
 
     def _raw(self, X) -> np.ndarray:
-        valence = self._valence
-        rows = [_lexicon_scores(d, valence) for d in X]
+        valence, modifiers = self._valence, self.modifiers
+        rows = [_lexicon_scores(d, valence, modifiers) for d in X]
         return np.array(rows, dtype=np.float64).reshape(len(rows), N_LEXICON_FEATURES)
 
     @property
     def _valence(self):
-        if "_valence_" not in self.__dict__: self._valence_ = polarity_lexicon()
+        if "_valence_" not in self.__dict__: self._valence_ = polarity_lexicon(self.lexicon)
         return self._valence_
 
     def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != "_valence_"}
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        return np.array(["lex_pos", "lex_neg", "lex_sum", "lex_max", "lex_min", "lex_last", "n_exclaim", "n_question"], dtype=object)
+        return np.array(["lex_pos", "lex_neg", "lex_sum", "lex_max", "lex_min", "lex_last", "n_exclaim", "n_question",
+                         "lex_after_contrast", "no_sentiment_word", "n_positive_words", "n_negative_words"], dtype=object)
 
 # %% ../nbs/01a_features.ipynb #fbd1736b
 class SparseUnion(BaseEstimator, TransformerMixin):

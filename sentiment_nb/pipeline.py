@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_pipeline.ipynb #2e46320e
 from __future__ import annotations
-import gc, hashlib, json, os, pickle, platform, sys, tempfile, threading, time, warnings
+import gc, hashlib, json, os, pickle, platform, tempfile, threading, time, warnings
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -14,13 +14,14 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
-from .data import PROJECT_DIR
+from .data import PROJECT_DIR, TEMPORAL_HOLDOUT, temporal_split, train_valid_split
 from .models import build_pipeline, sentiment_metrics
 
 # %% auto #0
 __all__ = ['SHIPPED_MODEL', 'MANIFEST_LIBRARIES', 'default_model_path', 'manifest_path', 'train_pipeline', 'library_versions',
            'file_sha256', 'save_pipeline', 'ModelIntegrityError', 'read_manifest', 'load_pipeline', 'default_pipeline',
-           'predict_pipeline', 'text_cell', 'label_frame', 'freeze_long_lived', 'warm_and_freeze', 'train_and_save']
+           'predict_pipeline', 'text_cell', 'label_frame', 'freeze_long_lived', 'warm_and_freeze', 'validation_metrics',
+           'behaviour_summary', 'train_and_save']
 
 # %% ../nbs/03_pipeline.ipynb #9b62a67e
 SHIPPED_MODEL = PROJECT_DIR/"models"/"pipeline.pkl"
@@ -48,7 +49,7 @@ def train_pipeline(texts, labels, # raw tweets and their labels
     return pipeline
 
 # %% ../nbs/03_pipeline.ipynb #5878bf9c
-MANIFEST_LIBRARIES = ("scikit-learn", "numpy", "scipy", "nltk", "pandas", "vaderSentiment", "sentiment-nb")
+MANIFEST_LIBRARIES = ("scikit-learn", "numpy", "scipy", "nltk", "pandas", "vaderSentiment", "textblob", "sentiment-nb")
 
 def library_versions() -> dict[str, str]:
     "Versions of Python and the libraries a pickled pipeline depends on."
@@ -211,20 +212,41 @@ def warm_and_freeze(pipeline: Pipeline) -> Pipeline:
     return pipeline
 
 # %% ../nbs/03_pipeline.ipynb #b750b3d5
-def train_and_save(df: pd.DataFrame, # labelled tweets (`text`, `label`)
+def validation_metrics(df: pd.DataFrame, # labelled tweets (`text`, `label`, optionally `source`)
+                       valid_size: float = 0.2, # share of the random split
+                       progress: bool = True,
+                      ) -> dict:
+    "The recipe's scores on the temporal hold-out (headline, when `df` has sources) and on a stratified random split."
+    splits = {}
+    if "source" in df and (df.source == TEMPORAL_HOLDOUT).any():
+        splits["temporal"] = (*temporal_split(df), f"temporal: trained on every source but {TEMPORAL_HOLDOUT}, scored on it")
+    splits["random"] = (*train_valid_split(df, valid_size), f"stratified {valid_size:.0%}, random_state 0")
+    scores = {}
+    for name, (train, valid, split) in splits.items():
+        model = train_pipeline(train.text, train.label, progress=progress)
+        scores[name] = {**sentiment_metrics(valid.label, model.predict(valid.text.tolist())), "valid_rows": len(valid), "split": split}
+    if "temporal" not in scores: return scores["random"]
+    return {**scores["temporal"], "random_split": scores["random"]}
+
+def behaviour_summary(pipeline: Pipeline) -> dict:
+    "The behaviour suite's verdict on a fitted pipeline, for its manifest."
+    from sentiment_nb.behaviour import behaviour_failures, capability_summary, run_behaviour  # behaviour imports this module
+    results = run_behaviour(pipeline)
+    return {"mean_failure_rate": round(float(results.failure_rate.mean()), 4),
+            "capabilities": capability_summary(results).failure_rate.round(4).to_dict(),
+            "targets_missed": behaviour_failures(results)}
+
+def train_and_save(df: pd.DataFrame, # labelled tweets (`text`, `label`, optionally `source`)
                    path=None, # destination pickle
                    data_paths=(), # files `df` came from, recorded in the manifest
-                   valid_size: float = 0.2, # share held out to measure the recipe; 0 skips it
+                   valid_size: float = 0.2, # share held out for the random split; 0 skips validation
                    progress: bool = True,
                   ) -> dict:
-    "Validate the recipe on a held-out split, train on everything, save; returns the manifest."
+    "Validate the recipe (temporal hold-out and random split), train on everything, check behaviour, save; returns the manifest."
     fields = {"training_data": {"rows": len(df), "files": [{"name": Path(p).name, "sha256": file_sha256(p)} for p in data_paths]}}
-    if valid_size:
-        from sentiment_nb.data import train_valid_split
-        train, valid = train_valid_split(df, valid_size)
-        model = train_pipeline(train.text, train.label, progress=progress)
-        fields["metrics"] = {**sentiment_metrics(valid.label, model.predict(valid.text.tolist())), "valid_rows": len(valid), "split": f"stratified {valid_size:.0%}, random_state 0"}
+    if valid_size: fields["metrics"] = validation_metrics(df, valid_size, progress)
     t0 = time.perf_counter()
     model = train_pipeline(df.text, df.label, progress=progress)
     fields["train_seconds"] = round(time.perf_counter() - t0, 1)
+    fields["behaviour"] = behaviour_summary(model)
     return save_pipeline(model, path, **fields)

@@ -6,8 +6,10 @@
 from __future__ import annotations
 import gzip, html, os, re, shutil, sys, tempfile, warnings
 from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Callable
+from xml.etree import ElementTree
 
 import vaderSentiment
 from nltk.corpus.reader.wordnet import WordNetCorpusReader
@@ -15,8 +17,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 # %% auto #0
 __all__ = ['DEBIAN_WORDNET', 'DEBIAN_LEXNAMES_MAN', 'NLTK_DATA_HELP', 'VADER_DIR', 'POSITIVE', 'NEGATIVE', 'URL', 'USER',
-           'nltk_data_dir', 'wordnet_available', 'lexnames_from_man', 'wordnet_from_debian', 'ensure_nltk_data',
-           'vader_lexicon', 'emoji_polarity', 'char_table', 'mark_negation', 'wordnet_lemmatizer', 'LemmaCache',
+           'IDENTITY_TERMS', 'NEGATION_MODES', 'nltk_data_dir', 'wordnet_available', 'lexnames_from_man',
+           'wordnet_from_debian', 'ensure_nltk_data', 'vader_lexicon', 'emoji_polarity', 'textblob_lexicon',
+           'word_polarity', 'char_table', 'mark_negation', 'mark_contrast', 'wordnet_lemmatizer', 'LemmaCache',
            'TweetNormalizer']
 
 # %% ../nbs/01_preprocess.ipynb #e9525d90
@@ -95,6 +98,23 @@ def emoji_polarity(threshold: float = 0.5) -> dict[str, str]:
         if abs(score) > threshold: out[emoji] = POSITIVE if score > 0 else NEGATIVE
     return out
 
+# %% ../nbs/01_preprocess.ipynb #0de30080
+@lru_cache(maxsize=None)
+def textblob_lexicon(min_polarity: float = 0.1) -> dict[str, float]:
+    "TextBlob's (Pattern's) adjective lexicon: each word's mean polarity over its senses, scaled to VADER's −4 … +4."
+    path = Path(find_spec("textblob").origin).parent/"en"/"en-sentiment.xml"  # read the data without importing TextBlob
+    senses = {}
+    for word in ElementTree.parse(path).getroot().iter("word"):
+        if float(word.get("intensity", 1)) != 1: continue  # "very", "really": modifiers, not sentiment words
+        senses.setdefault(word.get("form").lower(), []).append(float(word.get("polarity")))
+    means = {w: sum(p) / len(p) for w, p in senses.items() if " " not in w}
+    return {w: 4 * m for w, m in means.items() if abs(m) >= min_polarity}
+
+@lru_cache(maxsize=None)
+def word_polarity() -> dict[str, float]:
+    "Prior polarity (−4 … +4) of words and emoticon placeholders: VADER's lexicon, TextBlob's for words VADER lacks."
+    return {**textblob_lexicon(), **vader_lexicon(), POSITIVE: 2.0, NEGATIVE: -2.0}
+
 # %% ../nbs/01_preprocess.ipynb #9ba670d9
 _EMOJI_BLOCKS = [(0x1F300, 0x1FAFF), (0x2600, 0x27BF), (0x1F000, 0x1F2FF)]
 _INVISIBLE = [0x200D, 0xFE0E, 0xFE0F, *range(0x1F3FB, 0x1F400)]
@@ -115,13 +135,54 @@ _EMOTICON_NEG_RE = re.compile(r"(?<![\w:])(?:[:;=][-']?[(\[{/\\|@]|[)\]}][-']?[:
 _ELONGATION_RE = re.compile(r"([^\W\d_])\1{2,}")
 _TOKEN_RE = re.compile(r"\w+(?:'\w+)?|[^\s\w]")
 _NEGATORS = r"not|no|never|cannot|nobody|nothing|nowhere|neither|nor|none|\w+n't|dont|cant|wont|isnt|arent|wasnt|werent|didnt|doesnt|havent|hasnt|couldnt|shouldnt|wouldnt|aint"
-_NEGATION_RE = re.compile(rf"\b({_NEGATORS})\b([^.,!?;:\n]*)")
-_NEGATION_SCOPE_TOKEN_RE = re.compile(r"\S+")
+_CONTRAST = r"but|however|although|though"
+# a negator's scope: to the next clause boundary or contrast word, skipping a parenthetical right after it ("not , i think , good")
+_NEGATION_RE = re.compile(rf"( ?)\b({_NEGATORS})\b( ,[^.,!?;:\n]*,)?((?:(?!\b(?:{_CONTRAST})\b)[^.,!?;:\n])*)")
+# a clause-final negator answering the clause before it: "… great , but it was not", "is it nice ? no"
+_CLAUSE_START = r"(?:^|(?<=[.!?;:\n]))"  # anchoring the lazy clause patterns below keeps them linear in the batch's length
+_ELLIPSIS_RE = re.compile(rf"{_CLAUSE_START}([^.!?;:\n]*?)( ,)? (but|\?) ((?:[\w']+ ){{0,3}}?)({_NEGATORS}|nope)(?= [.!]| ?\n| ?$)")
+_ANSWERING_RE = re.compile(r"(?: ,)? (?:but|\?) (?:[\w']+ ){0,3}$")  # what comes between a clause and the negator answering it
+_BEFORE_CONTRAST_RE = re.compile(rf"(?:{_CLAUSE_START}|(?<=\bbut ))([^.!?;:\n]*?)(?= (?:, )?but )")
+_AFTER_CONTRAST_RE = re.compile(r"(?<=\bbut )([^.!?;:\n]*)")
+_BUT_RE = re.compile(r"(?<!\S)but (?=\S)")
+_WORD_RE = re.compile(r"(?<!\S)[^\W_][\w']*(?!\S)")  # a word token: not a placeholder, emoji or punctuation
 
 # %% ../nbs/01_preprocess.ipynb #66cc9c2f
+def _mark(scope: str, polar: dict, suffix: str) -> str:
+    "`scope` with `suffix` appended to its sentiment words (not to placeholders such as `_emopos_`)."
+    return " ".join(w + suffix if w in polar and w[0] != "_" else w for w in scope.split(" "))
+
+def _lines_with(marks: tuple, rewrite: Callable[[str], str], text: str) -> str:
+    "`rewrite` applied only to the lines (tweets) of a batch that contain one of `marks`: most tweets contain none."
+    return "\n".join(rewrite(line) if any(m in line for m in marks) else line for line in text.split("\n"))
+
+_STANDALONE_NEGATORS = frozenset({"no", "nope", "never", "nothing", "nobody", "none"})  # mean something with nothing after them
+
 def mark_negation(text: str) -> str:
-    "Append `_neg` to the tokens that follow a negator up to the next punctuation mark."
-    return _NEGATION_RE.sub(lambda m: m[1] + _NEGATION_SCOPE_TOKEN_RE.sub(r"\g<0>_neg", m[2]), text)
+    "Append `_neg` to the sentiment words a negator applies to; keep the negator only where it negates a positive word."
+    polar = word_polarity()
+    def positive(words): return any(polar.get(w, 0) > 0 for w in words if w[:1] != "_")
+    def negate(m):
+        space, negator, aside, scope = m[1], m[2], m[3] or "", m[4]
+        words = _WORD_RE.findall(scope)
+        if not words and _ANSWERING_RE.search(m.string, m.string.rfind("\n", 0, m.start()) + 1, m.end(1)): return m[0]  # see `answer`
+        rest = aside + _mark(scope, polar, "_neg")
+        if positive(words) or (not words and negator in _STANDALONE_NEGATORS): return space + negator + rest
+        return rest if space else rest.lstrip(" ")
+    def answer(m):  # "X , but it was not" / "X ? no": the negator denies X
+        denied = _mark(m[1], polar, "_neg") + (m[2] or "") + f" {m[3]} {m[4]}"
+        return denied + m[5] if positive(m[1].split(" ")) else denied.rstrip(" ")
+    text = _NEGATION_RE.sub(negate, text)
+    return _lines_with(("but ", "?"), lambda line: _ELLIPSIS_RE.sub(answer, line), text)
+
+# %% ../nbs/01_preprocess.ipynb #f3694c1b
+def mark_contrast(text: str) -> str:
+    "In `X but Y`, Y decides: mark X's sentiment words `_pre`, repeat Y's, drop the `but`."
+    polar = word_polarity()
+    def earlier(m): return " ".join(w + "_pre" if w.removesuffix("_neg") in polar and w[0] != "_" else w for w in m[1].split(" "))
+    def later(m): return " ".join(f"{w} {w}" if w.removesuffix("_neg") in polar and w[0] != "_" else w for w in m[1].split(" "))
+    def rewrite(line): return _BUT_RE.sub("", _AFTER_CONTRAST_RE.sub(later, _BEFORE_CONTRAST_RE.sub(earlier, line)))
+    return _lines_with(("but ",), rewrite, text)
 
 # %% ../nbs/01_preprocess.ipynb #2fced99f
 class _LemmaOnlyWordNet(WordNetCorpusReader):
@@ -140,26 +201,46 @@ def wordnet_lemmatizer() -> Callable[[str], str]:
 
 # %% ../nbs/01_preprocess.ipynb #f8ae8827
 _KEEP_AS_IS = frozenset({"does", "ios", "always", "sometimes", "anyways", "news"})
+IDENTITY_TERMS = frozenset("""
+    american americans mexican mexicans canadian canadians british irish scottish welsh french german germans italian italians
+    spanish portuguese dutch belgian swiss austrian polish russian russians ukrainian ukrainians greek turkish swedish norwegian
+    danish finnish hungarian czech romanian bulgarian serbian croatian chinese japanese korean koreans vietnamese thai filipino
+    indonesian malaysian indian indians pakistani pakistanis bangladeshi afghan iranian iranians iraqi syrian syrians lebanese
+    israeli israelis palestinian palestinians saudi egyptian moroccan algerian nigerian ghanaian kenyan ethiopian somali sudanese
+    african africans brazilian argentinian argentine chilean colombian peruvian venezuelan cuban cubans haitian jamaican
+    australian european europeans asian asians arab arabs latino latina latinos latinas hispanic hispanics caucasian biracial
+    indigenous muslim muslims islamic christian christians catholic catholics protestant jewish jew jews hindu hindus buddhist
+    buddhists sikh sikhs atheist atheists agnostic mormon mormons evangelical evangelicals gay gays lesbian lesbians bisexual
+    queer heterosexual homosexual asexual pansexual transgender lgbt lgbtq""".split())
 
 class LemmaCache(dict):
-    "token → lemma, computing each missing entry once with NLTK's WordNet lemmatizer."
-    def __init__(self):
+    "token → lemma, computing each missing entry once with NLTK's WordNet lemmatizer; identity terms → nothing."
+    def __init__(self, mask_identity: bool = True):
         self._lemmatize = wordnet_lemmatizer()  # opens WordNet now (a second), not during the first request
+        self._masked = IDENTITY_TERMS if mask_identity else frozenset()
     def __missing__(self, token: str) -> str:
-        keep = len(token) < 4 or not token.isalpha() or token.endswith("ss") or token in _KEEP_AS_IS
-        lemma = self[token] = token if keep else self._lemmatize(token)
+        if token in self._masked: lemma = ""
+        elif len(token) < 4 or not token.isalpha() or token.endswith("ss") or token in _KEEP_AS_IS: lemma = token
+        else: lemma = self._lemmatize(token)
+        self[token] = lemma
         return lemma
 
 # %% ../nbs/01_preprocess.ipynb #aa0e955c
+NEGATION_MODES = ("polar", "all", "off")
+
 class TweetNormalizer(BaseEstimator, TransformerMixin):
     "Turn raw tweets into space-separated normalized tokens; the first step of the sentiment `Pipeline`."
     def __init__(self,
                  lemmatize: bool = True, # WordNet-lemmatize tokens (each distinct token once)
-                 mark_negation: bool = True, # append `_neg` to tokens in a negation's scope
+                 negation: str = "polar", # "polar": `mark_negation`; "all": every token to the next punctuation (the old recipe); "off"
+                 contrast: bool = True, # `mark_contrast`: in "X but Y", Y decides
+                 mask_identity: bool = True, # drop words naming a nationality, religion, ethnicity or sexual orientation
                 ):
-        self.lemmatize, self.mark_negation = lemmatize, mark_negation
+        self.lemmatize, self.negation, self.contrast, self.mask_identity = lemmatize, negation, contrast, mask_identity
 
-    def fit(self, X, y=None): return self
+    def fit(self, X, y=None):
+        if self.negation not in NEGATION_MODES: raise ValueError(f"negation={self.negation!r}, expected one of {', '.join(NEGATION_MODES)}")
+        return self
 
     def transform(self, X) -> list[str]:
         "Normalize a sequence of tweets; one normalized string per tweet, tokens separated by single spaces."
@@ -173,9 +254,11 @@ class TweetNormalizer(BaseEstimator, TransformerMixin):
         s = _ELONGATION_RE.sub(r"\1\1", s.lower().translate(self._table))
         lines = s.split("\n")
         if len(lines) != len(texts): raise AssertionError("normalization changed the number of tweets")
-        word = self._lemmas.__getitem__ if self.lemmatize else str
-        s = "\n".join(" ".join(map(word, _TOKEN_RE.findall(line))) for line in lines)
-        if self.mark_negation: s = mark_negation(s)
+        word = self._lemmas.__getitem__ if self.lemmatize or self.mask_identity else str
+        s = "\n".join(" ".join(filter(None, map(word, _TOKEN_RE.findall(line)))) for line in lines)
+        if self.negation == "polar": s = mark_negation(s)
+        elif self.negation == "all": s = _mark_every_token(s)
+        if self.contrast: s = mark_contrast(s)
         return s.split("\n")
 
     @property
@@ -185,12 +268,21 @@ class TweetNormalizer(BaseEstimator, TransformerMixin):
 
     @property
     def _lemmas(self):
-        if "_lemmas_" not in self.__dict__: self._lemmas_ = LemmaCache()
+        if "_lemmas_" not in self.__dict__: self._lemmas_ = LemmaCache(self.mask_identity) if self.lemmatize else _IdentityMask()
         return self._lemmas_
 
     def __getstate__(self):
         "Pickle the parameters only: the lemma cache and the character table rebuild after loading."
         return {k: v for k, v in self.__dict__.items() if k not in ("_table_", "_lemmas_")}
+
+class _IdentityMask(dict):
+    "Without lemmatizing: identity terms → nothing, every other token itself."
+    def __missing__(self, token): return "" if token in IDENTITY_TERMS else token
+
+_EVERY_TOKEN_RE = re.compile(rf"\b({_NEGATORS})\b([^.,!?;:\n]*)")
+def _mark_every_token(text: str) -> str:
+    "The previous recipe's negation, for comparison: `_neg` on every token up to the next punctuation."
+    return _EVERY_TOKEN_RE.sub(lambda m: m[1] + re.sub(r"\S+", r"\g<0>_neg", m[2]), text)
 
 # %% ../nbs/01_preprocess.ipynb #65fecfd6
 def _one_line(text: str) -> str:

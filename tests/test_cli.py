@@ -44,6 +44,21 @@ def test_train_out_of_core_validates_and_reports_its_model(tmp_path):
     assert [p["label"] for p in predict_pipeline([POSITIVE[0], NEGATIVE[0]], load_pipeline(out))] == ["positive", "negative"]
 
 
+def test_check_prints_the_behaviour_report_of_the_shipped_model(shipped):
+    r = run("check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "mean failure rate over" in r.stdout and "MISSED" not in r.stdout, r.stdout
+
+
+def test_check_fails_a_model_that_misses_the_behaviour_targets(tmp_path):
+    data = write_semeval(tmp_path / "train.tsv", LABELLED * 6)
+    out = tmp_path / "m" / "pipeline.pkl"
+    assert run("train", data, "--out", out, "--valid-size", "0").returncode == 0
+    r = run("check", "--model", out)
+    assert r.returncode == 1 and "MISSED" in r.stdout, r.stdout + r.stderr
+    assert r.stderr.startswith("sentiment-nb check: error: the model misses "), r.stderr
+
+
 def test_predict_csv_keeps_columns_and_matches_the_library(tmp_path, shipped):
     src = tmp_path / "in.csv"
     texts = POSITIVE + NEGATIVE

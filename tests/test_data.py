@@ -10,7 +10,7 @@ from tests.tweets import LABELLED, write_semeval, write_sentiment140
 def test_semeval_and_sentiment140_give_the_same_frame(tmp_path):
     a = load_semeval(write_semeval(tmp_path / "a.tsv"))
     b = load_sentiment140(write_sentiment140(tmp_path / "b.csv", [(t.replace("😍", "").replace("😢", ""), l) for t, l in LABELLED]))
-    assert list(a.columns) == list(b.columns) == ["text", "label"]
+    assert list(a.columns) == ["text", "label", "source"] and list(b.columns) == ["text", "label"]  # SemEval names each tweet's set
     assert a.label.tolist() == b.label.tolist() == [l for _, l in LABELLED]
     assert set(a.label) == set(LABELS)
 
@@ -26,7 +26,7 @@ def test_plain_csv_with_extra_columns_and_any_column_order(tmp_path):
 def test_duplicates_removed_keeping_first(tmp_path):
     rows = [("same text", "positive"), ("other", "neutral"), ("same text", "negative")]
     df = load_semeval(write_semeval(tmp_path / "d.tsv", rows))
-    assert df.to_dict("records") == [{"text": "same text", "label": "positive"}, {"text": "other", "label": "neutral"}]
+    assert df[["text", "label"]].to_dict("records") == [{"text": "same text", "label": "positive"}, {"text": "other", "label": "neutral"}]
     assert len(load_tweets(tmp_path / "d.tsv", dedupe=False)) == 3
 
 

@@ -4,8 +4,8 @@ import hashlib, json, pickle, shutil, subprocess, sys
 import numpy as np
 import pytest
 
-from sentiment_nb.data import LABELS, load_semeval, semeval_path, train_valid_split
-from sentiment_nb.models import build_pipeline, sentiment_metrics
+from sentiment_nb.data import LABELS
+from sentiment_nb.models import build_pipeline
 from sentiment_nb.pipeline import (ModelIntegrityError, default_model_path, load_pipeline, manifest_path, predict_pipeline,
                                    read_manifest, save_pipeline, train_pipeline)
 from tests.tweets import EDGE_CASES, LABELLED
@@ -15,7 +15,7 @@ from tests.tweets import EDGE_CASES, LABELLED
 def small_model(tmp_path_factory):
     """A pipeline trained on our own fixture tweets (repeated so CV folds have enough of each class), saved with a manifest."""
     texts, labels = zip(*(LABELLED * 6))
-    model = train_pipeline(list(texts), list(labels), build_pipeline(n_jobs=1), progress=False)
+    model = train_pipeline(list(texts), list(labels), build_pipeline(), progress=False)
     path = tmp_path_factory.mktemp("model") / "pipeline.pkl"
     save_pipeline(model, path, metrics={"macro_recall": 1.0})
     return path
@@ -187,13 +187,3 @@ def test_shipped_model_loads_and_matches_its_manifest():
     # the manifest's held-out recall is a stored number, not a measurement: `make bench` re-measures it
     out = predict_pipeline(["I love this so much, best day ever!", "This is the worst, I hate it", "The train leaves at 5pm"])
     assert [o["label"] for o in out] == ["positive", "negative", "neutral"]
-
-
-@pytest.mark.slow
-def test_recipe_reaches_target_on_held_out_split():
-    """The manifest's metric is reproducible: retrain the recipe on the 80% split and score the 20%."""
-    if not semeval_path().exists():
-        pytest.skip(f"shared corpus not present at {semeval_path()}")
-    train, valid = train_valid_split(load_semeval(semeval_path()))
-    model = train_pipeline(train.text, train.label, progress=False)
-    assert sentiment_metrics(valid.label, model.predict(valid.text.tolist()))["macro_recall"] >= 0.68

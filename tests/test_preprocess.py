@@ -46,11 +46,12 @@ def test_tweet_specific_tokens(norm):
     assert NEGATIVE in out and "noo" in out
 
 
-def test_negation_is_kept_and_marked(norm):
+def test_negation_marks_the_sentiment_words_it_applies_to(norm):
     out = norm.transform(["I don't like it. Not bad though, never boring"])[0].split()
-    assert "don't" in out and "like_neg" in out and "it_neg" in out
-    assert "not" in out and "bad_neg" in out and "never" in out and "boring_neg" in out
-    assert mark_negation("good . not bad") == "good . not bad_neg"
+    assert "don't" in out and "like_neg" in out and "it" in out  # a negated positive keeps its negator
+    assert "not" not in out and "bad_neg" in out and "never" not in out and "boring_neg" in out  # a negated negative does not
+    assert mark_negation("good . not bad") == "good . bad_neg"
+    assert mark_negation("good . not good") == "good . not good_neg"
 
 
 def test_lemmatization_with_cache(norm):
