@@ -39,7 +39,8 @@ def _tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
     m.data *= idf[m.indices]
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
     norms = np.sqrt(np.bincount(rows, weights=m.data ** 2, minlength=m.shape[0]))
-    m.data /= norms[rows]
+    m.data /= np.where(norms > 0, norms, 1.0)[rows]  # a tweet of weightless tokens only stays all zeros
+    m.eliminate_zeros()
     return m
 
 # %% ../nbs/01a_features.ipynb #8399711a
@@ -49,8 +50,9 @@ class NgramVectorizer(BaseEstimator, TransformerMixin):
                  min_df: int = 2, # keep n-grams seen in at least this many tweets
                  bigrams: bool = True, # add bigram features
                  tfidf: bool = True, # weight counts as `TfidfTransformer(sublinear_tf=True)` does; False: raw counts
+                 max_unigram_df: float = 1.0, # unigrams in a larger share of tweets get no weight of their own (their bigrams keep it)
                 ):
-        self.min_df, self.bigrams, self.tfidf = min_df, bigrams, tfidf
+        self.min_df, self.bigrams, self.tfidf, self.max_unigram_df = min_df, bigrams, tfidf, max_unigram_df
 
     def fit(self, X, y=None):
         X = list(X)
@@ -68,6 +70,8 @@ class NgramVectorizer(BaseEstimator, TransformerMixin):
             self.bigram_keys_ = uniq[counts >= self.min_df]
         document_frequency = np.bincount(self._counts(X).indices, minlength=self.n_features_)
         self.idf_ = np.log((1 + len(X)) / (1 + document_frequency)) + 1
+        unigrams = slice(0, len(self.vocabulary_))
+        self.idf_[unigrams][document_frequency[unigrams] > self.max_unigram_df * len(X)] = 0.0
         return self
 
     @property

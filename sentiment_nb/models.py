@@ -73,8 +73,8 @@ def best_offsets(log_proba: np.ndarray, y: np.ndarray, grid) -> tuple[np.ndarray
 
 # %% ../nbs/02_models.ipynb #47c8cf23
 def sentiment_features() -> SparseUnion:
-    "TF-IDF word 1-2-grams beside lexicon scores (VADER and TextBlob, with intensifiers and contrast)."
-    return SparseUnion([("ngrams", NgramVectorizer(min_df=2)), ("lexicon", LexiconFeatures())])
+    "TF-IDF word 1-2-grams (the commonest words weightless on their own) beside lexicon scores (VADER and TextBlob, intensifiers, contrast)."
+    return SparseUnion([("ngrams", NgramVectorizer(min_df=2, max_unigram_df=0.05)), ("lexicon", LexiconFeatures())])
 
 def sentiment_classifier(C: float = 1.0) -> LogisticRegression:
     "Class-balanced multinomial logistic regression, the shipped classifier."

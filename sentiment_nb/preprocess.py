@@ -58,8 +58,10 @@ def wordnet_from_debian(target: Path, source: Path = DEBIAN_WORDNET) -> Path:
         if f.is_file(): shutil.copyfile(f, staging/f.name)
     (staging/"lexnames").write_text(lexnames_from_man())
     staging.chmod(0o755)  # mkdtemp makes it owner-only; other users of a shared NLTK data dir must read it
-    if dest.exists(): shutil.rmtree(dest)
-    staging.rename(dest)  # appears complete or not at all
+    if dest.exists():  # the old copy stays whole until the new one is in place
+        old = staging.with_name(staging.name + "-old")
+        dest.rename(old); staging.rename(dest); shutil.rmtree(old)
+    else: staging.rename(dest)  # appears complete or not at all
     return dest
 
 # %% ../nbs/01_preprocess.ipynb #a421e7c2

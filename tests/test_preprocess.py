@@ -92,6 +92,16 @@ def test_wordnet_assembled_from_debian_packages_works_offline(tmp_path, monkeypa
     assert len(lexnames_from_man().splitlines()) == 45
 
 
+def test_wordnet_reassembled_over_an_old_copy_replaces_it_whole(tmp_path):
+    if not (DEBIAN_WORDNET / "index.sense").exists():
+        pytest.skip("Debian packages wordnet-base and wordnet-sense-index are not installed")
+    dest = wordnet_from_debian(tmp_path)
+    (dest / "stale-file").write_text("from an older copy")
+    assert wordnet_from_debian(tmp_path) == dest
+    assert not (dest / "stale-file").exists() and (dest / "lexnames").exists()
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["wordnet"]  # no staging or old copy left beside it
+
+
 def test_fast_wordnet_lemmatizer_gives_nltks_lemmas():
     """The reader that skips NLTK's sense-key map must lemmatize exactly as `WordNetLemmatizer`:
     every irregular noun WordNet lists, every noun lemma's plural-looking forms, and a few non-words."""

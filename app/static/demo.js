@@ -93,11 +93,12 @@ async function showModelInfo() {
   try {
     const manifest = await callApi("/model");
     const recall = manifest.metrics && manifest.metrics.macro_recall;
+    const onLaterTweets = Boolean(manifest.metrics && String(manifest.metrics.split || "").startsWith("temporal"));
     const parts = [
       `model ${manifest.sha256.slice(0, 12)}`,
       `trained ${String(manifest.created).slice(0, 10)}`,
       manifest.training_data && manifest.training_data.rows ? `${manifest.training_data.rows.toLocaleString("en")} tweets` : null,
-      typeof recall === "number" ? `macro recall ${recall.toFixed(3)}` : null,
+      typeof recall === "number" ? `macro recall ${recall.toFixed(3)}${onLaterTweets ? " on later tweets" : ""}` : null,
       manifest.versions && manifest.versions["scikit-learn"] ? `scikit-learn ${manifest.versions["scikit-learn"]}` : null,
     ];
     $("model-info").replaceChildren(...parts.filter(Boolean).flatMap((part, i) => [i ? " · " : "", element("span", "", part)]));
