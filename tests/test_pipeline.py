@@ -118,7 +118,7 @@ else:  # the new pickle renamed into place, its manifest not yet
         os.kill(os.getpid(), signal.SIGKILL)
     sp.os.replace = replace_then_die
 model = sp.load_pipeline(path)
-model.steps[-1][1].offsets_ = model.steps[-1][1].offsets_ + 0.1  # a different model
+model.steps[-1][1].intercept_ = model.steps[-1][1].intercept_ + 0.1  # a different model
 sp.save_pipeline(model, path)
 """
 
@@ -133,7 +133,7 @@ def test_killed_while_writing_keeps_the_old_model_loadable(small_model, tmp_path
     before = p.read_bytes()
     kill_during_save(p, "writing")
     assert p.read_bytes() == before
-    assert load_pipeline(p).steps[-1][1].offsets_.tolist() == load_pipeline(small_model).steps[-1][1].offsets_.tolist()
+    assert load_pipeline(p).steps[-1][1].intercept_.tolist() == load_pipeline(small_model).steps[-1][1].intercept_.tolist()
 
 
 def test_killed_between_renames_is_refused_never_half_loaded(small_model, tmp_path):
