@@ -140,8 +140,8 @@ _NEGATORS = r"not|no|never|cannot|nobody|nothing|nowhere|neither|nor|none|\w+n't
 _CONTRAST = r"but|however|although|though"
 # a negator's scope: to the next clause boundary or contrast word, skipping a parenthetical right after it ("not , i think , good")
 _NEGATION_RE = re.compile(rf"( ?)\b({_NEGATORS})\b( ,[^.,!?;:\n]*,)?((?:(?!\b(?:{_CONTRAST})\b)[^.,!?;:\n])*)")
-# a clause-final negator answering the clause before it: "… great , but it was not", "is it nice ? no"
 _CLAUSE_START = r"(?:^|(?<=[.!?;:\n]))"  # anchoring the lazy clause patterns below keeps them linear in the batch's length
+# a clause-final negator answering the clause before it: "… great , but it was not", "is it nice ? no"
 _ELLIPSIS_RE = re.compile(rf"{_CLAUSE_START}([^.!?;:\n]*?)( ,)? (but|\?) ((?:[\w']+ ){{0,3}}?)({_NEGATORS}|nope)(?= [.!]| ?\n| ?$)")
 _ANSWERING_RE = re.compile(r"(?: ,)? (?:but|\?) (?:[\w']+ ){0,3}$")  # what comes between a clause and the negator answering it
 _BEFORE_CONTRAST_RE = re.compile(rf"(?:{_CLAUSE_START}|(?<=\bbut ))([^.!?;:\n]*?)(?= (?:, )?but )")
@@ -181,8 +181,9 @@ def mark_negation(text: str) -> str:
 def mark_contrast(text: str) -> str:
     "In `X but Y`, Y decides: mark X's sentiment words `_pre`, repeat Y's, drop the `but`."
     polar = word_polarity()
-    def earlier(m): return " ".join(w + "_pre" if w.removesuffix("_neg") in polar and w[0] != "_" else w for w in m[1].split(" "))
-    def later(m): return " ".join(f"{w} {w}" if w.removesuffix("_neg") in polar and w[0] != "_" else w for w in m[1].split(" "))
+    def sentiment(w): return w.removesuffix("_neg") in polar and w[0] != "_"
+    def earlier(m): return " ".join(w + "_pre" if sentiment(w) else w for w in m[1].split(" "))
+    def later(m): return " ".join(f"{w} {w}" if sentiment(w) else w for w in m[1].split(" "))
     def rewrite(line): return _BUT_RE.sub("", _AFTER_CONTRAST_RE.sub(later, _BEFORE_CONTRAST_RE.sub(earlier, line)))
     return _lines_with(("but ",), rewrite, text)
 
