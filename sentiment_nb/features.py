@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .preprocess import NEGATIVE, POSITIVE, vader_lexicon, word_polarity
+from .preprocess import word_polarity
 
 # %% auto #0
 __all__ = ['N_LEXICON_FEATURES', 'VADER_NEGATION_FACTOR', 'CONTRAST_FACTOR', 'BOOSTERS', 'REDUCERS', 'BOOST', 'REDUCE',
@@ -115,7 +115,7 @@ def polarity_lexicon(lexicon: str = "vader+textblob", # one of `LEXICONS`
                     ) -> dict[str, float]:
     "Token → valence for normalized tokens: prior polarity of words and placeholders, their `_neg` and `_pre` forms."
     if lexicon not in LEXICONS: raise ValueError(f"lexicon={lexicon!r}, expected one of {', '.join(LEXICONS)}")
-    lex = word_polarity() if lexicon == "vader+textblob" else {**vader_lexicon(), POSITIVE: 2.0, NEGATIVE: -2.0}
+    lex = word_polarity(textblob=lexicon == "vader+textblob")
     lex = {**lex, **{f"{w}_neg": VADER_NEGATION_FACTOR * v for w, v in lex.items()}}
     return {**lex, **{f"{w}_pre": CONTRAST_FACTOR * v for w, v in lex.items()}}
 

@@ -89,7 +89,7 @@ def previous_recipe() -> Pipeline:
     "The recipe shipped before the temporal hold-out: every token after a negator marked, VADER lexicon only, class offsets."
     features = SparseUnion([("ngrams", NgramVectorizer(min_df=2)), ("lexicon", LexiconFeatures("vader", modifiers=False))])
     return Pipeline([("normalize", TweetNormalizer(negation="all", contrast=False, mask_identity=False)), ("features", features),
-                     ("classify", MacroRecallClassifier(LogisticRegression(class_weight="balanced", max_iter=3000, tol=1e-3)))])
+                     ("classify", MacroRecallClassifier(sentiment_classifier()))])
 
 # %% ../nbs/02_models.ipynb #b3c6c1d6
 def tfidf_ngrams() -> NgramVectorizer:

@@ -113,9 +113,10 @@ def textblob_lexicon(min_polarity: float = 0.1) -> dict[str, float]:
     return {w: 4 * m for w, m in means.items() if abs(m) >= min_polarity}
 
 @lru_cache(maxsize=None)
-def word_polarity() -> dict[str, float]:
+def word_polarity(textblob: bool = True, # fill in TextBlob's adjectives where VADER has no entry
+                 ) -> dict[str, float]:
     "Prior polarity (−4 … +4) of words and emoticon placeholders: VADER's lexicon, TextBlob's for words VADER lacks."
-    return {**textblob_lexicon(), **vader_lexicon(), POSITIVE: 2.0, NEGATIVE: -2.0}
+    return {**(textblob_lexicon() if textblob else {}), **vader_lexicon(), POSITIVE: 2.0, NEGATIVE: -2.0}
 
 # %% ../nbs/01_preprocess.ipynb #9ba670d9
 _EMOJI_BLOCKS = [(0x1F300, 0x1FAFF), (0x2600, 0x27BF), (0x1F000, 0x1F2FF)]
