@@ -33,7 +33,8 @@ setuptools.setup(
     include_package_data=True,
     python_requires='>=' + cfg['min_python'],
     install_requires=reqs('requirements'),
-    extras_require={'dev': reqs('dev_requirements'), 'scale': reqs('scale_requirements')},
+    extras_require={'dev': reqs('dev_requirements'), 'scale': reqs('scale_requirements'),
+                    'train_accurate': reqs('train_accurate_requirements')},
     entry_points={
         'console_scripts': cfg['console_scripts'].split(),
         'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],

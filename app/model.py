@@ -2,7 +2,7 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from sentiment_nb.pipeline import default_model_path, load_pipeline, predict_pipeline, read_manifest
+from sentiment_nb.pipeline import default_model_path, load_pipeline, model_id, predict_pipeline, read_manifest
 
 from .coalesce import Coalescer
 
@@ -27,6 +27,11 @@ class ServedModel:
 
     def __post_init__(self):
         self.coalescer = Coalescer(self.predict_now)
+
+    @property
+    def model_id(self) -> str:
+        """`name@sha256-prefix`, sent as the `X-Model` header so every answer says which model gave it."""
+        return model_id(self.manifest)
 
     def predict_now(self, texts: list[str]) -> list[dict]:
         return predict_pipeline(texts, pipeline=self.pipeline)

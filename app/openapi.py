@@ -89,6 +89,9 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
     def get(summary: str, ok: dict, **more: dict) -> dict:
         return {"get": {"summary": summary, "responses": {"200": ok, **more, **errors}}}
 
+    model_header = {"description": "the model that answered: its manifest's name (`fast` or `accurate`) @ the first 12 hex digits "
+                                   "of its pickle's sha256, e.g. `fast@0123456789ab`",
+                    "schema": {"type": "string", "pattern": "^[a-z0-9_-]+@[0-9a-f]{12}$"}}
     example_prediction = {"text": "loving the sunshine today :)", "label": labels[-1], "pred": len(labels) - 1,
                           "probabilities": {label: round(1 / len(labels), 3) for label in labels}}
     paths = {
@@ -99,6 +102,7 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
                 {"text": "loving the sunshine today :)"})},
             "responses": {
                 "200": {"description": "The prediction for `text`, or `{predictions: [...]}` for `texts`",
+                        "headers": {"X-Model": model_header},
                         "content": json_content({"oneOf": [ref("schemas", "Prediction"), ref("schemas", "BatchPredictions")]},
                                                 example_prediction)},
                 "400": ref("responses", "BadRequest"),
@@ -108,7 +112,8 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
             },
         }},
         "/health": get("Alive and ready: the one probe", {"description": "alive", "content": json_content(ref("schemas", "Status"))}),
-        "/model": get("The served model's manifest", {"description": "labels, library versions, metrics, training data, sha256",
+        "/model": get("The served model's manifest", {"description": "name, labels, library versions, files, metrics, training data, sha256",
+                                                      "headers": {"X-Model": model_header},
                                                       "content": json_content(ref("schemas", "Manifest"))}),
         "/openapi.json": get("This document", {"description": "OpenAPI 3.1", "content": json_content({"type": "object"})}),
         "/": get("Demo page", {"description": "a self-contained HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}),

@@ -20,8 +20,11 @@ def predict():
     config = current_app.config
     parsed = parse_predict_request(request, config["MAX_TEXT_LENGTH"], config["MAX_BATCH_SIZE"])
     g.texts = parsed.texts
-    predictions = served_model().predict(parsed.texts)
-    return jsonify({"predictions": predictions} if parsed.batch else predictions[0])
+    served = served_model()
+    predictions = served.predict(parsed.texts)
+    response = jsonify({"predictions": predictions} if parsed.batch else predictions[0])
+    response.headers["X-Model"] = served.model_id
+    return response
 
 
 @api.get("/health")
@@ -33,7 +36,10 @@ def health():
 
 @api.get("/model")
 def model_manifest():
-    return jsonify(served_model().manifest)
+    served = served_model()
+    response = jsonify(served.manifest)
+    response.headers["X-Model"] = served.model_id
+    return response
 
 
 @api.get("/openapi.json")

@@ -5,7 +5,8 @@
 Each repeat starts each server afresh on a free 127.0.0.1 port (time to /health 200), warms it up, then wrk (Debian's)
 drives POST /predict with bench/post_bodies.lua: single tweets over 16 connections, then 1,000-tweet batches.
 Memory is read from /proc after the load. Request bodies are synthetic tweets made here, never the corpus.
-Medians over the repeats go to a table on stdout and to bench-results/http.json.
+Then the accurate tier (models/accurate/, SENTIMENT_MODEL) behind gunicorn: single tweets over 8 connections, batches of 64.
+Medians over the repeats go to tables on stdout and to bench-results/http.json.
 """
 import argparse
 import json
@@ -20,10 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.servers import ROOT, Server, dev_server_command, gunicorn_command, start_server  # noqa: E402
+from sentiment_nb.accurate import ACCURATE_MODEL  # noqa: E402
 
 LUA = ROOT / "bench" / "post_bodies.lua"
 SERVERS = {"gunicorn": gunicorn_command, "flask dev server": dev_server_command}
 SINGLE_CONNECTIONS, BATCH_CONNECTIONS, BATCH_SIZE = 16, 4, 1_000
+ACCURATE_SINGLE_CONNECTIONS, ACCURATE_BATCH_CONNECTIONS, ACCURATE_BATCH_SIZE = 8, 2, 64
 
 
 def synthetic_tweets(n: int, seed: int = 0) -> list[str]:
@@ -41,11 +44,11 @@ def synthetic_tweets(n: int, seed: int = 0) -> list[str]:
             for _ in range(n)]
 
 
-def write_bodies(folder: Path) -> tuple[Path, Path]:
-    """One JSON body per line: 500 single-tweet bodies, and 5 bodies of BATCH_SIZE tweets."""
-    single, batch = folder / "single.jsonl", folder / "batch.jsonl"
+def write_bodies(folder: Path, batch_size: int = BATCH_SIZE) -> tuple[Path, Path]:
+    """One JSON body per line: 500 single-tweet bodies, and 5 bodies of `batch_size` tweets."""
+    single, batch = folder / "single.jsonl", folder / f"batch{batch_size}.jsonl"
     single.write_text("".join(json.dumps({"text": t}) + "\n" for t in synthetic_tweets(500)), encoding="utf-8")
-    batch.write_text("".join(json.dumps({"texts": synthetic_tweets(BATCH_SIZE, seed)}) + "\n" for seed in range(1, 6)),
+    batch.write_text("".join(json.dumps({"texts": synthetic_tweets(batch_size, seed)}) + "\n" for seed in range(1, 6)),
                      encoding="utf-8")
     return single, batch
 
@@ -72,13 +75,14 @@ def serving_processes(server: Server) -> list[int]:
     return children or [pid]
 
 
-def measure_once(name: str, bodies: tuple[Path, Path], seconds: int, log_dir: Path) -> dict:
-    server = start_server(SERVERS[name](), log_dir / f"{name.replace(' ', '-')}.log")
+def measure_once(name: str, bodies: tuple[Path, Path], seconds: int, log_dir: Path, env: dict | None = None,
+                 connections: tuple[int, int] = (SINGLE_CONNECTIONS, BATCH_CONNECTIONS), batch_size: int = BATCH_SIZE) -> dict:
+    server = start_server(SERVERS.get(name, gunicorn_command)(), log_dir / f"{name.replace(' ', '-')}.log", env=env)
     try:
         url = server.url + "/predict"
-        run_wrk(url, bodies[0], SINGLE_CONNECTIONS, 2)  # warm-up: connections, caches, branch predictors
-        single = run_wrk(url, bodies[0], SINGLE_CONNECTIONS, seconds)
-        batch = run_wrk(url, bodies[1], BATCH_CONNECTIONS, seconds)
+        run_wrk(url, bodies[0], connections[0], 2)  # warm-up: connections, caches, branch predictors
+        single = run_wrk(url, bodies[0], connections[0], seconds)
+        batch = run_wrk(url, bodies[1], connections[1], seconds)
         memory = [process_memory_mb(pid) for pid in serving_processes(server)]
     finally:
         server.stop()
@@ -87,7 +91,7 @@ def measure_once(name: str, bodies: tuple[Path, Path], seconds: int, log_dir: Pa
         "single_p50_ms": single["latency_us"]["p50"] / 1000,
         "single_p99_ms": single["latency_us"]["p99"] / 1000,
         "single_errors": sum(single["errors"].values()),
-        "batch_tweets_per_s": batch["requests"] * BATCH_SIZE / (batch["duration_us"] / 1e6),
+        "batch_tweets_per_s": batch["requests"] * batch_size / (batch["duration_us"] / 1e6),
         "batch_p99_ms": batch["latency_us"]["p99"] / 1000,
         "batch_errors": sum(batch["errors"].values()),
         "peak_rss_mb_per_worker": max(m["peak_rss"] for m in memory),
@@ -112,6 +116,26 @@ ROWS = [  # key, label, target, is the target met
 ]
 
 
+ACCURATE_ROWS = [
+    ("single_rps", f"single tweet: requests/s ({ACCURATE_SINGLE_CONNECTIONS} connections)", "", None),
+    ("single_p50_ms", "single tweet: p50 latency, ms", "", None),
+    ("single_p99_ms", "single tweet: p99 latency, ms", "≤ 100", lambda v: v <= 100),
+    ("single_errors", "single tweet: errors", "0", lambda v: v == 0),
+    ("batch_tweets_per_s", f"batch of {ACCURATE_BATCH_SIZE}: tweets/s ({ACCURATE_BATCH_CONNECTIONS} connections)", "≥ 100", lambda v: v >= 100),
+    ("batch_p99_ms", f"batch of {ACCURATE_BATCH_SIZE}: p99 latency, ms", "", None),
+    ("batch_errors", f"batch of {ACCURATE_BATCH_SIZE}: errors", "0", lambda v: v == 0),
+    ("peak_rss_mb_per_worker", "peak RSS per worker, MB", "≤ 600", lambda v: v <= 600),
+    ("seconds_to_ready", "start to /health 200, s", "≤ 15", lambda v: v <= 15),
+]
+
+
+def accurate_table(medians: dict) -> str:
+    lines = ["| metric | target | gunicorn, accurate tier | target met |", "|---|---|---:|---|"]
+    for key, label, target, met in ACCURATE_ROWS:
+        lines.append(f"| {label} | {target} | {medians[key]:,.1f} | {'' if met is None else ('yes' if met(medians[key]) else '**no**')} |")
+    return "\n".join(lines)
+
+
 def table(medians: dict[str, dict]) -> str:
     g, d = medians["gunicorn"], medians["flask dev server"]
     lines = ["| metric | target | gunicorn | Flask dev server | gunicorn ÷ dev | target met |", "|---|---|---:|---:|---:|---|"]
@@ -129,15 +153,17 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: `make setup` installs it (Debian package wrk)")
-    runs: dict[str, list[dict]] = {name: [] for name in SERVERS}
+    runs: dict[str, list[dict]] = {name: [] for name in [*SERVERS, ACCURATE]}
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         bodies = write_bodies(Path(tmp))
+        accurate_bodies = write_bodies(Path(tmp), ACCURATE_BATCH_SIZE)
         for repeat in range(args.repeats):
             for name in SERVERS:  # interleaved, so drift in machine load hits both alike
                 runs[name].append(measure_once(name, bodies, args.duration, Path(tmp)))
-                print(f"repeat {repeat + 1}/{args.repeats} {name}: "
-                      f"{runs[name][-1]['single_rps']:,.0f} req/s, {runs[name][-1]['batch_tweets_per_s']:,.0f} tweets/s",
-                      file=sys.stderr)
+                report(repeat, args.repeats, name, runs[name][-1])
+            runs[ACCURATE].append(measure_once(ACCURATE, accurate_bodies, args.duration, Path(tmp), {"SENTIMENT_MODEL": str(ACCURATE_MODEL)},
+                                               (ACCURATE_SINGLE_CONNECTIONS, ACCURATE_BATCH_CONNECTIONS), ACCURATE_BATCH_SIZE))
+            report(repeat, args.repeats, ACCURATE, runs[ACCURATE][-1])
     medians = {name: {key: statistics.median(run[key] for run in results) for key in results[0]}
                for name, results in runs.items()}
     out = ROOT / "bench-results" / "http.json"
@@ -146,6 +172,15 @@ def main() -> None:
                                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2) + "\n", encoding="utf-8")
     print(f"\nPOST /predict on 127.0.0.1, wrk -t2, {args.duration:g} s per run, median of {args.repeats} fresh starts\n")
     print(table(medians))
+    print(f"\nThe accurate tier (SENTIMENT_MODEL={ACCURATE_MODEL.relative_to(ROOT)}) behind gunicorn, same runs\n")
+    print(accurate_table(medians[ACCURATE]))
+
+
+ACCURATE = "gunicorn, accurate tier"
+
+
+def report(repeat: int, repeats: int, name: str, run: dict) -> None:
+    print(f"repeat {repeat + 1}/{repeats} {name}: {run['single_rps']:,.0f} req/s, {run['batch_tweets_per_s']:,.0f} tweets/s", file=sys.stderr)
 
 
 if __name__ == "__main__":

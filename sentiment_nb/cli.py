@@ -151,6 +151,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--valid-size", type=float, default=0.2, help="share of the random split reported beside the temporal hold-out in the manifest's metrics; 0 skips validation")
     t.add_argument("--out-of-core", action="store_true", help="stream the data in chunks (bounded memory; see the scale notebook)")
     t.add_argument("--chunksize", type=int, default=100_000, help="rows per chunk with --out-of-core")
+    a = sub.add_parser("train-accurate", help="fine-tune the accurate tier (a transformer; needs the train_accurate extra: make accurate)")
+    a.add_argument("data", nargs="+", help="the SemEval TSV (its sources give the temporal hold-out)")
+    a.add_argument("--out", default="models/accurate/pipeline.pkl", help="model path; its folder is replaced as a whole")
+    a.add_argument("--epochs", type=int, default=1)
     e = sub.add_parser("evaluate", help="metrics of a model on labelled tweets")
     e.add_argument("data", nargs="+"); e.add_argument("--model", default=None); e.add_argument("--format", dest="fmt", choices=["sentiment140", "csv", "tsv"])
     r = sub.add_parser("predict", help="label a file of tweets")
@@ -182,6 +186,14 @@ def _train(a):
         from sentiment_nb.pipeline import train_and_save
         manifest = train_and_save(load_tweets(a.data, a.fmt), out, data_paths=a.data, valid_size=a.valid_size)
     print(f"wrote {out} ({manifest['bytes'] / 1e6:.1f} MB, trained in {manifest['train_seconds']}s{_held_out(manifest)})", file=sys.stderr)
+    return manifest
+
+def _train_accurate(a):
+    from sentiment_nb.accurate import train_accurate
+    from sentiment_nb.data import load_tweets
+    if Path(a.out).is_dir(): raise IsADirectoryError(f"{a.out}: is a directory; give --out a file name such as {Path(a.out)/'pipeline.pkl'}")
+    manifest = train_accurate(load_tweets(a.data), a.out, data_paths=a.data, epochs=a.epochs)
+    print(f"wrote {Path(a.out).parent}/ (trained in {manifest['train_seconds']}s{_held_out(manifest)})", file=sys.stderr)
     return manifest
 
 def _held_out(manifest: dict) -> str:
@@ -247,7 +259,7 @@ def _serve(a):
     os.execv(str(gunicorn), [str(gunicorn), "-c", "app/gunicorn.conf.py", "app:create_app()"])
 
 # %% ../nbs/04_cli.ipynb #33c4b25d
-_COMMANDS = {"train": _train, "evaluate": _evaluate, "check": _check, "predict": _predict, "nltk-data": _nltk_data, "serve": _serve}
+_COMMANDS = {"train": _train, "train-accurate": _train_accurate, "evaluate": _evaluate, "check": _check, "predict": _predict, "nltk-data": _nltk_data, "serve": _serve}
 
 def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)  # unwinds like Ctrl-C: partial files are removed, a local cluster is closed

@@ -19,9 +19,9 @@ from .models import build_pipeline, sentiment_metrics
 
 # %% auto #0
 __all__ = ['SHIPPED_MODEL', 'MANIFEST_LIBRARIES', 'default_model_path', 'manifest_path', 'train_pipeline', 'library_versions',
-           'file_sha256', 'save_pipeline', 'ModelIntegrityError', 'read_manifest', 'load_pipeline', 'default_pipeline',
-           'predict_pipeline', 'text_cell', 'label_frame', 'freeze_long_lived', 'warm_and_freeze', 'validation_metrics',
-           'behaviour_summary', 'train_and_save']
+           'file_sha256', 'save_pipeline', 'ModelIntegrityError', 'read_manifest', 'load_pipeline', 'model_files',
+           'model_id', 'default_pipeline', 'predict_pipeline', 'text_cell', 'label_frame', 'freeze_long_lived',
+           'warm_and_freeze', 'validation_metrics', 'behaviour_summary', 'train_and_save']
 
 # %% ../nbs/03_pipeline.ipynb #9b62a67e
 SHIPPED_MODEL = PROJECT_DIR/"models"/"pipeline.pkl"
@@ -49,7 +49,7 @@ def train_pipeline(texts, labels, # raw tweets and their labels
     return pipeline
 
 # %% ../nbs/03_pipeline.ipynb #5878bf9c
-MANIFEST_LIBRARIES = ("scikit-learn", "numpy", "scipy", "nltk", "pandas", "vaderSentiment", "textblob", "sentiment-nb")
+MANIFEST_LIBRARIES = ("scikit-learn", "numpy", "scipy", "nltk", "pandas", "vaderSentiment", "textblob", "onnxruntime", "tokenizers", "sentiment-nb")
 
 def library_versions() -> dict[str, str]:
     "Versions of Python and the libraries a pickled pipeline depends on."
@@ -78,12 +78,14 @@ def _write_temp(path: Path, data: bytes) -> Path:
     return Path(tmp)
 
 def save_pipeline(pipeline: Pipeline, path=None, # fitted pipeline; destination (default: `default_model_path()`)
-                  **fields, # extra manifest fields, e.g. `metrics=...`, `training_data=...`
+                  files=(), # names of files beside `path` the pipeline needs (weights, tokenizer), already in place
+                  **fields, # extra manifest fields, e.g. `name=...`, `metrics=...`, `training_data=...`
                  ) -> dict:
     "Pickle `pipeline` and write its manifest beside it: both written in full first, then renamed into place, the manifest last."
     path = Path(path or default_model_path())
     data = pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)
     manifest = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                "files": [{"name": f, "sha256": file_sha256(path.parent/f), "bytes": (path.parent/f).stat().st_size} for f in files],
                 "labels": [str(c) for c in pipeline.classes_], "versions": library_versions(),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "steps": [name for name, _ in pipeline.steps], **fields}
@@ -135,17 +137,45 @@ def _verified_bytes(path: Path, manifest: dict) -> bytes:
     if drift: warnings.warn(f"{path}: library versions differ from the ones that wrote it: {drift}")
     return data
 
+def _verify_files(path: Path, manifest: dict) -> set[str]:
+    "Check every file the manifest lists beside the pickle (weights, tokenizer) against its sha256; their names."
+    for entry in manifest.get("files", []):
+        f = path.parent/Path(entry["name"]).name
+        if not f.is_file(): raise ModelIntegrityError(f"{f}: file missing; the manifest {manifest_path(path).name} lists it")
+        if (digest := file_sha256(f)) != entry["sha256"]:
+            raise ModelIntegrityError(f"{f}: sha256 {digest[:12]}… does not match the manifest ({entry['sha256'][:12]}…); refusing to load")
+    return {Path(entry["name"]).name for entry in manifest.get("files", [])}
+
+def _attach_files(pipeline: Pipeline, path: Path, verified: set[str]):
+    "Point the steps that run on files (`needed_files`, `attach`) at the verified files beside the pickle."
+    for name, step in pipeline.steps:
+        if not hasattr(step, "attach"): continue
+        if missing := sorted(set(step.needed_files) - verified):
+            raise ModelIntegrityError(f"{path}: step {name!r} needs {', '.join(missing)}, which its manifest does not vouch for")
+        step.attach(path.parent)
+
 def load_pipeline(path=None, # pickle to load (default: `$SENTIMENT_MODEL` or the shipped model)
                  ) -> Pipeline:
-    "Load a pickled pipeline after verifying it against its manifest; raises `ModelIntegrityError` otherwise."
+    "Load a pickled pipeline after verifying it and the files it needs against its manifest; raises `ModelIntegrityError` otherwise."
     path = Path(path or default_model_path())
     manifest = read_manifest(path)
     data = _verified_bytes(path, manifest)
+    verified = _verify_files(path, manifest)
     try: pipeline = pickle.loads(data)
     except Exception as e: raise ModelIntegrityError(f"{path}: corrupt pickle ({type(e).__name__}: {e})") from None
     if not hasattr(pipeline, "predict_proba") or [str(c) for c in pipeline.classes_] != manifest["labels"]:
         raise ModelIntegrityError(f"{path}: unpickled object is not a classifier with labels {manifest['labels']}")
+    if isinstance(pipeline, Pipeline): _attach_files(pipeline, path, verified)
     return pipeline
+
+def model_files(path) -> list[Path]:
+    "Every file a model consists of: the pickle, its manifest and the files the manifest lists."
+    path = Path(path)
+    return [path, manifest_path(path), *(path.parent/Path(e["name"]).name for e in read_manifest(path).get("files", []))]
+
+def model_id(manifest: dict) -> str:
+    "A model's short name for logs and the `X-Model` header: its manifest's `name` (default `fast`) @ the pickle's sha256, 12 digits."
+    return f"{manifest.get('name', 'fast')}@{str(manifest['sha256'])[:12]}"
 
 # %% ../nbs/03_pipeline.ipynb #48692638
 _default_lock = threading.Lock()

@@ -28,7 +28,7 @@ from .cli import partial_path, remove_stale_partials, replace_when_complete
 from .data import LABELS, SENTIMENT140_POLARITY, DataFormatError, read_tweet_chunks
 from .features import LexiconFeatures
 from .models import sentiment_metrics
-from .pipeline import default_model_path, file_sha256, label_frame, load_pipeline, manifest_path, read_manifest, save_pipeline, warm_and_freeze
+from .pipeline import default_model_path, file_sha256, label_frame, load_pipeline, model_files, read_manifest, save_pipeline, warm_and_freeze
 from .preprocess import TweetNormalizer
 
 # %% auto #0
@@ -248,7 +248,7 @@ class PipelineOnWorkers(WorkerPlugin):
     idempotent = True  # named after the pickle's sha256: registering the same model again is a no-op
     def __init__(self, model_path):
         model_path = Path(model_path)
-        self.files = {p.name: p.read_bytes() for p in (model_path, manifest_path(model_path))}
+        self.files = {p.name: p.read_bytes() for p in model_files(model_path)}  # pickle, manifest, and weights it lists
         self.model_file = model_path.name
         self.name = f"sentiment-pipeline-{hashlib.sha256(self.files[self.model_file]).hexdigest()[:16]}"  # the bytes shipped, not the manifest's claim
 

@@ -272,3 +272,16 @@ def test_docker_stop_ends_the_container_cleanly_and_quickly(start):
     print(f"\ndocker stop: {seconds:.1f} s")
     assert inspect(container.id, ".State.ExitCode") == 0  # gunicorn exited on SIGTERM, not killed after the timeout
     assert seconds <= STOP_LIMIT_S
+
+
+def test_the_accurate_tier_is_in_the_image_and_serves_read_only_as_non_root(start):
+    manifest = json.loads((REPO / "models" / "accurate" / "pipeline.json").read_text())
+    container = start("--read-only", "--tmpfs", "/tmp",
+                      env={"SENTIMENT_MODEL": "models/accurate/pipeline.pkl", "WEB_CONCURRENCY": "1"})
+    container.wait_ready(limit=45)
+    request = urllib.request.Request(container.url + "/predict", data=json.dumps({"text": NEGATIVE_TWEET}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["X-Model"] == f"accurate@{manifest['sha256'][:12]}"
+        assert json.loads(response.read())["label"] == "negative"
+    assert all(uid != 0 for uid in container.process_uids().values())
