@@ -18,21 +18,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---- what each child process runs: one measured job, then its figures as a JSON line on stdout
-def child(job: str, src: str, out: str, workers: str):
-    """`workers`: the local cluster's size, or the address of a running scheduler to join."""
+def child(job: str, src: str, out: str, workers: str, model: str = ""):
+    """`workers`: the local cluster's size, or the address of a running scheduler to join; `model`: a pickle, or "" for the default."""
+    model = model or None
     t0 = time.perf_counter()
     scoring = None  # seconds spent labelling, once the model is loaded and warm
     if job == "score-local":
         from sentiment_nb.cli import predict_file
         from sentiment_nb.pipeline import load_pipeline, predict_pipeline
-        predict_pipeline(["warm-up"], load_pipeline())  # WordNet and the model, as each dask worker warms up before scoring
+        predict_pipeline(["warm-up"], load_pipeline(model))  # WordNet and the model, as each dask worker warms up before scoring
         t1 = time.perf_counter()
-        rows = predict_file(src, out, progress=False, overwrite=True)  # each repeat replaces the last one's output
+        rows = predict_file(src, out, model, progress=False, overwrite=True)  # each repeat replaces the last one's output
         scoring = time.perf_counter() - t1
     elif job == "score-dask":
         from sentiment_nb.scale import predict_dask
         cluster = {"scheduler": workers} if workers.startswith("tcp://") else {"n_workers": int(workers)}
-        summary = predict_dask(src, out, out_format="csv", progress=False, **cluster)
+        summary = predict_dask(src, out, model_path=model, out_format="csv", progress=False, **cluster)
         assert summary["complete"], summary["failed_partitions"]
         rows, scoring = summary["rows"], summary["scoring_seconds"]
     elif job == "train-out-of-core":
@@ -50,17 +51,17 @@ def child(job: str, src: str, out: str, workers: str):
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def measure(job: str, src, out, workers=0, timeout: float = 3600) -> dict:
+def measure(job: str, src, out, workers=0, timeout: float = 3600, model="") -> dict:
     """Run one job in a fresh process; its rows, seconds and peak RSS, or `timed_out`."""
-    cmd = [sys.executable, __file__, "--child", job, str(src), str(out), str(workers)]
+    cmd = [sys.executable, __file__, "--child", job, str(src), str(out), str(workers), str(model)]
     try: done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     except subprocess.TimeoutExpired: return {"timed_out": timeout}
     if done.returncode: raise RuntimeError(f"{job} on {src} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def median_run(job, src, out, workers, repeats) -> dict:
-    runs = [measure(job, src, out if job == "score-local" else f"{out}-{i}", workers) for i in range(repeats)]
+def median_run(job, src, out, workers, repeats, model="") -> dict:
+    runs = [measure(job, src, out if job == "score-local" else f"{out}-{i}", workers, model=model) for i in range(repeats)]
     return {"rows": runs[0]["rows"], "seconds": statistics.median(r["seconds"] for r in runs),
             "scoring_seconds": statistics.median(r["scoring_seconds"] for r in runs), "runs": len(runs)}
 
@@ -90,6 +91,25 @@ def scoring(corpus, tmp: Path, sizes, repeats) -> list[dict]:
             r["tweets_per_s"], r["scoring_tweets_per_s"] = r["rows"] / r["seconds"], r["rows"] / r["scoring_seconds"]
             r["vs_single"] = r["tweets_per_s"] / (single["rows"] / single["seconds"])
             r["scoring_vs_single"] = r["scoring_tweets_per_s"] / (single["rows"] / single["scoring_seconds"])
+    return rows
+
+
+def accurate_scoring(corpus, tmp: Path, n: int, repeats: int) -> list[dict]:
+    "The accurate tier (models/accurate/): one process against Dask with one worker per core, where its cost per tweet makes them pay."
+    from sentiment_nb.accurate import ACCURATE_MODEL
+    from sentiment_nb.scale import resample_tweets
+    src = tmp / f"accurate-{n}.csv"
+    pd.DataFrame({"text": resample_tweets(corpus, n, random_state=n).text}).to_csv(src, index=False)
+    print(f"scoring {n:,} tweets with the accurate tier ...", file=sys.stderr)
+    single = median_run("score-local", src, tmp / f"accurate-scored-{n}.csv", 0, repeats, ACCURATE_MODEL)
+    rows = [{"tweets": n, "engine": "accurate tier, single process", "workers": 1, **single}]
+    for workers in (1, 2):
+        run = median_run("score-dask", src, tmp / f"accurate-scored-{n}-w{workers}", workers, repeats, ACCURATE_MODEL)
+        rows.append({"tweets": n, "engine": "accurate tier, Dask starting its LocalCluster", "workers": workers, **run})
+    for r in rows:
+        r["tweets_per_s"], r["scoring_tweets_per_s"] = r["rows"] / r["seconds"], r["rows"] / r["scoring_seconds"]
+        r["vs_single"] = r["tweets_per_s"] / (single["rows"] / single["seconds"])
+        r["scoring_vs_single"] = r["scoring_tweets_per_s"] / (single["rows"] / single["scoring_seconds"])
     return rows
 
 
@@ -148,12 +168,15 @@ def main():
     ap.add_argument("--timeout", type=float, default=3600, help="seconds before a training run is given up")
     ap.add_argument("--repeats", type=int, default=1, help="scoring runs per configuration (the median is reported)")
     ap.add_argument("--skip-recall", action="store_true")
+    ap.add_argument("--accurate-size", type=int, default=10_000, help="tweets the accurate tier scores (0 skips it)")
     args = ap.parse_args()
     from sentiment_nb.data import load_semeval, semeval_path
     if not semeval_path().exists(): sys.exit(f"{semeval_path()} not found: the benchmark resamples the shared corpus")
     corpus = load_semeval(semeval_path())
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        results = {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(), "scoring": scoring(corpus, Path(tmp), args.score_sizes, args.repeats),
+        results = {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(),
+                   "scoring": scoring(corpus, Path(tmp), args.score_sizes, args.repeats)
+                              + (accurate_scoring(corpus, Path(tmp), args.accurate_size, args.repeats) if args.accurate_size else []),
                    "training": training(corpus, Path(tmp), args.train_sizes, args.full_batch_max, args.timeout)}
         if not args.skip_recall: results["recall"] = recall(corpus, Path(tmp))
     results["load_average_at_end"] = os.getloadavg()
@@ -163,5 +186,5 @@ def main():
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--child"]: child(*sys.argv[2:6])
+    if sys.argv[1:2] == ["--child"]: child(*sys.argv[2:7])
     else: main()

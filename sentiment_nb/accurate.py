@@ -30,7 +30,7 @@ def transformer_text(text: str) -> str:
     "A tweet as the transformer reads it: HTML entities decoded, every link `http`, every handle `@user`."
     return _HANDLE.sub("@user", _LINK.sub("http", html.unescape(text)))
 
-# %% ../nbs/07_accurate.ipynb #e6e203b6
+# %% ../nbs/07_accurate.ipynb #ccf1469c
 _runtime_lock = threading.Lock()
 _inherited_runtimes = []  # sessions created before a fork: destroying one in the child would hang on its parent's threads
 
@@ -41,7 +41,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, labels=tuple(LABELS), # class names, in the order of the model's logits
                  max_length: int = 64, # tokens per tweet, longer ones are truncated
                  batch_size: int = 64, # tweets per forward pass
-                 threads: int = 0, # ONNX Runtime intra-op threads; 0: one per core
+                 threads: int = 0, # ONNX Runtime intra-op threads; 0: `$OMP_NUM_THREADS` if set (Dask sets 1 per worker), else one per core
                 ):
         self.labels, self.max_length, self.batch_size, self.threads = labels, max_length, batch_size, threads
 
@@ -76,7 +76,8 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         import onnxruntime as ort
         from tokenizers import Tokenizer
         options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
+        options.intra_op_num_threads = self.threads or int(os.environ.get("OMP_NUM_THREADS") or 0)
+        options.inter_op_num_threads = 1
         session = ort.InferenceSession(str(Path(self.directory_)/"model.onnx"), options, providers=["CPUExecutionProvider"])
         tokenizer = Tokenizer.from_file(str(Path(self.directory_)/"tokenizer.json"))
         tokenizer.no_padding(); tokenizer.enable_truncation(self.max_length)
