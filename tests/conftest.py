@@ -1,19 +1,13 @@
-"""Shared pytest setup.
+"""The pytest fixtures the tests share; the helpers behind them are in tests/support.py.
 
 Web-service fixtures (used by tests/test_app*.py) are named `served_model_path` and `service_*`.
 """
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-# `app` and `bench` are folders of the repository, not installed packages.
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
-
-from bench.servers import gunicorn_command, start_server  # noqa: E402
+from tests.support import ROOT, gunicorn_command, start_server
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 
 from sentiment_nb.pipeline import default_model_path, file_sha256, load_pipeline, predict_pipeline, read_manifest
-from tests.cli import CLI, run_cli
-from tests.tweets import LABELLED, NEGATIVE, POSITIVE, write_semeval, write_sentiment140
+from tests.support import CLI, LABELLED, NEGATIVE, POSITIVE, run_cli, write_semeval, write_sentiment140
 
 
 def run(*args, **kw):

@@ -4,7 +4,7 @@ import pytest
 
 from sentiment_nb.data import (LABELS, DataFormatError, detect_format, load_semeval, load_sentiment140, load_tweets,
                                read_tweet_chunks, semeval_path, train_valid_split)
-from tests.tweets import LABELLED, write_semeval, write_sentiment140
+from tests.support import LABELLED, write_semeval, write_sentiment140
 
 
 def test_semeval_and_sentiment140_give_the_same_frame(tmp_path):

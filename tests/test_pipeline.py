@@ -8,7 +8,7 @@ from sentiment_nb.data import LABELS
 from sentiment_nb.models import build_pipeline
 from sentiment_nb.pipeline import (ModelIntegrityError, default_model_path, load_pipeline, manifest_path, predict_pipeline,
                                    read_manifest, save_pipeline, train_pipeline)
-from tests.tweets import EDGE_CASES, LABELLED
+from tests.support import EDGE_CASES, LABELLED
 
 
 @pytest.fixture(scope="module")

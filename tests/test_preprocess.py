@@ -6,7 +6,7 @@ import pytest
 
 from sentiment_nb.preprocess import (NEGATIVE, POSITIVE, TweetNormalizer, ensure_nltk_data, lexnames_from_man, mark_negation,
                                      wordnet_available, wordnet_from_debian, wordnet_lemmatizer, DEBIAN_WORDNET)
-from tests.tweets import EDGE_CASES
+from tests.support import EDGE_CASES
 
 
 @pytest.fixture(scope="module")

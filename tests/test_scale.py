@@ -10,8 +10,7 @@ import pytest
 from sentiment_nb.data import DataFormatError, load_semeval, semeval_path
 from sentiment_nb.pipeline import ModelIntegrityError, default_model_path, file_sha256, load_pipeline, predict_pipeline
 from sentiment_nb.scale import dask_client, predict_dask, resample_tweets, train_out_of_core, write_sentiment140
-from tests.cli import run_cli
-from tests.tweets import LABELLED
+from tests.support import LABELLED, run_cli
 
 pytestmark = pytest.mark.slow
 PROBABILITIES = ["p_negative", "p_neutral", "p_positive"]
