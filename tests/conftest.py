@@ -18,6 +18,16 @@ def served_model_path() -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def corpus():
+    """The shared SemEval corpus, which the scale tests resample; they are skipped where it is absent."""
+    from sentiment_nb.data import load_semeval, semeval_path
+
+    if not semeval_path().exists():
+        pytest.skip(f"{semeval_path()} not found: the scale tests resample the shared SemEval corpus")
+    return load_semeval(semeval_path())
+
+
 @pytest.fixture(scope="session")
 def service_app(served_model_path):
     """The Flask app built by `create_app`, serving the shipped model (loaded once per session)."""

@@ -96,7 +96,8 @@ def test_predict_memory_stays_flat_on_a_big_file(tmp_path, shipped):
 
 @pytest.mark.parametrize("args, message", [
     (["predict", "--input", "missing.csv"], "sentiment-nb predict: error: missing.csv: no such file"),
-    (["predict", "--input", "notes.pdf"], "sentiment-nb predict: error: notes.pdf: unsupported input type '.pdf'; use .csv, .tsv, .jsonl or .txt"),
+    (["predict", "--input", "notes.pdf"],
+     "sentiment-nb predict: error: notes.pdf: unsupported input type '.pdf'; use one of .csv, .tsv, .tab, .txt, .jsonl, .ndjson, .parquet, .parq, .pq"),
     (["predict", "--input", "tweets.txt", "--output", "out.pdf"], "sentiment-nb predict: error: out.pdf: unsupported output type '.pdf'; use .csv, .tsv or .jsonl"),
     (["train", "missing.tsv"], "sentiment-nb train: error: missing.tsv: no such file"),
     (["evaluate", "x.tsv", "--model", "nope.pkl"], "sentiment-nb evaluate: error: x.tsv: no such file"),
