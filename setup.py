@@ -10,6 +10,8 @@ cfg = cfg['DEFAULT']
 
 def reqs(key): return cfg.get(key, '').split()
 
+packages = (cfg['lib_path'], cfg['app_path'])  # the library, and the web service that serves it
+
 setuptools.setup(
     name=cfg['repo'],
     version=cfg['version'],
@@ -29,7 +31,8 @@ setuptools.setup(
         'Natural Language :: English',
         'Programming Language :: Python :: 3.11',
     ],
-    packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
+    packages=setuptools.find_packages(include=[p + sub for p in packages for sub in ('', '.*')]),
+    package_data={cfg['app_path']: ['static/*', 'gunicorn.conf.py']},  # the demo page and the server settings
     include_package_data=True,
     python_requires='>=' + cfg['min_python'],
     install_requires=reqs('requirements'),

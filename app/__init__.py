@@ -1,4 +1,9 @@
-"""The sentiment-nb web service: `create_app()` builds it, gunicorn serves it (`make serve`, app/gunicorn.conf.py)."""
+"""The sentiment-nb web service: `create_app()` builds it, gunicorn serves it (`make serve`, app/gunicorn.conf.py).
+
+Installed with the project, so from any directory of its environment:
+    gunicorn -c app/gunicorn.conf.py "app:create_app()"     production (`make serve`; the config path is the repository's)
+    flask --app app run --debug                           Flask's development server (`make dev-serve`)
+"""
 from flask import Flask
 
 from sentiment_nb.pipeline import freeze_long_lived

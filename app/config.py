@@ -3,8 +3,15 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+import click
 
-class ConfigError(RuntimeError):
+
+class StartupError(click.ClickException, RuntimeError):
+    """The service cannot start. Both launchers print the message as one `Error: …` line and exit non-zero:
+    gunicorn reports a RuntimeError that way, and the `flask` command a ClickException."""
+
+
+class ConfigError(StartupError):
     """A setting has a value the service cannot run with; the message names it."""
 
 

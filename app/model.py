@@ -5,6 +5,7 @@ from typing import Any
 from sentiment_nb.pipeline import default_model_path, load_pipeline, model_id, predict_pipeline, read_manifest
 
 from .coalesce import Coalescer
+from .config import StartupError
 
 # Our own example tweets, one per class, so the warm-up exercises the whole pipeline.
 WARM_UP_TEXTS = [
@@ -14,7 +15,7 @@ WARM_UP_TEXTS = [
 ]
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(StartupError):
     """The model cannot be served; the message says which file and why, on one line."""
 
 

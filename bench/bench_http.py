@@ -1,6 +1,6 @@
-"""HTTP benchmark: gunicorn as `make serve` runs it vs the original tutorial's Flask dev server, in one run.
+"""HTTP benchmark: gunicorn as `make serve` runs it vs Flask's development server (`flask --app app run`), in one run.
 
-    .venv/bin/python bench/bench_http.py [--duration 10] [--repeats 3]       (`make bench-http`)
+    .venv/bin/python -m bench.bench_http [--duration 10] [--repeats 3]       (`make bench-http`, from the repository)
 
 Each repeat starts each server afresh on a free 127.0.0.1 port (time to /health 200), warms it up, then wrk (Debian's)
 drives POST /predict with bench/post_bodies.lua: single tweets over 16 connections, then 1,000-tweet batches.
@@ -19,9 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.servers import ROOT, Server, dev_server_command, gunicorn_command, start_server  # noqa: E402
-from sentiment_nb.accurate import ACCURATE_MODEL  # noqa: E402
+from tests.support import ROOT, Server, dev_server_command, gunicorn_command, start_server
+from sentiment_nb.accurate import ACCURATE_MODEL
 
 LUA = ROOT / "bench" / "post_bodies.lua"
 SERVERS = {"gunicorn": gunicorn_command, "flask dev server": dev_server_command}

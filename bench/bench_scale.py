@@ -1,7 +1,7 @@
 """Benchmark scaling out: Dask batch-scoring throughput, and out-of-core training time, peak memory and recall.
 
-Run with `make bench-scale`. Prints Markdown tables for the README's "Scale out" section and writes them,
-with the raw figures, to bench-results/scale.json. Needs the shared SemEval corpus; the large corpora are
+Run with `make bench-scale`. Prints Markdown tables (which `make bench-scale` adds to bench/RESULTS.md) and writes
+the raw figures to bench-results/scale.json. Needs the shared SemEval corpus; the large corpora are
 resampled from it into a temporary directory (never into the repository) and deleted afterwards.
 Every measured run is a fresh process, so each pays its own start-up (model load, WordNet, cluster) and its
 peak RSS is its own. Scoring reports end-to-end throughput (start-up included) and throughput while scoring
@@ -31,13 +31,13 @@ def child(job: str, src: str, out: str, workers: str, model: str = ""):
         rows = predict_file(src, out, model, progress=False, overwrite=True)  # each repeat replaces the last one's output
         scoring = time.perf_counter() - t1
     elif job == "score-dask":
-        from sentiment_nb.scale import predict_dask
+        from sentiment_nb.dask_scoring import predict_dask
         cluster = {"scheduler": workers} if workers.startswith("tcp://") else {"n_workers": int(workers)}
         summary = predict_dask(src, out, model_path=model, out_format="csv", progress=False, **cluster)
         assert summary["complete"], summary["failed_partitions"]
         rows, scoring = summary["rows"], summary["scoring_seconds"]
     elif job == "train-out-of-core":
-        from sentiment_nb.scale import train_out_of_core
+        from sentiment_nb.out_of_core import train_out_of_core
         rows = train_out_of_core(src, out, fmt="sentiment140", progress=False)["training_data"]["rows"]
     elif job == "train-full-batch":  # what `sentiment-nb train` fits, once (it also fits on its validation splits first)
         from sentiment_nb.data import load_tweets
@@ -53,7 +53,7 @@ def child(job: str, src: str, out: str, workers: str, model: str = ""):
 
 def measure(job: str, src, out, workers=0, timeout: float = 3600, model="") -> dict:
     """Run one job in a fresh process; its rows, seconds and peak RSS, or `timed_out`."""
-    cmd = [sys.executable, __file__, "--child", job, str(src), str(out), str(workers), str(model)]
+    cmd = [sys.executable, "-m", "bench.bench_scale", "--child", job, str(src), str(out), str(workers), str(model)]
     try: done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     except subprocess.TimeoutExpired: return {"timed_out": timeout}
     if done.returncode: raise RuntimeError(f"{job} on {src} failed:\n{done.stderr[-3000:]}")
@@ -67,7 +67,8 @@ def median_run(job, src, out, workers, repeats, model="") -> dict:
 
 
 def scoring(corpus, tmp: Path, sizes, repeats) -> list[dict]:
-    from sentiment_nb.scale import dask_client, resample_tweets
+    from sentiment_nb.dask_scoring import dask_client
+    from tests.support import resample_tweets
     rows = []
     for n in sizes:
         src = tmp / f"archive-{n}.csv"
@@ -97,7 +98,7 @@ def scoring(corpus, tmp: Path, sizes, repeats) -> list[dict]:
 def accurate_scoring(corpus, tmp: Path, n: int, repeats: int) -> list[dict]:
     "The accurate tier (models/accurate/): one process against Dask with one worker per core, where its cost per tweet makes them pay."
     from sentiment_nb.accurate import ACCURATE_MODEL
-    from sentiment_nb.scale import resample_tweets
+    from tests.support import resample_tweets
     src = tmp / f"accurate-{n}.csv"
     pd.DataFrame({"text": resample_tweets(corpus, n, random_state=n).text}).to_csv(src, index=False)
     print(f"scoring {n:,} tweets with the accurate tier ...", file=sys.stderr)
@@ -114,10 +115,11 @@ def accurate_scoring(corpus, tmp: Path, n: int, repeats: int) -> list[dict]:
 
 
 def training(corpus, tmp: Path, sizes, full_batch_max: int, timeout: float) -> list[dict]:
-    from sentiment_nb.scale import resample_tweets, write_sentiment140
+    from tests.support import resample_tweets, write_sentiment140
     rows = []
     for n in sizes:
-        src = write_sentiment140(resample_tweets(corpus, n, random_state=n), tmp / f"s140-{n}.csv")
+        tweets = resample_tweets(corpus, n, random_state=n)
+        src = write_sentiment140(tmp / f"s140-{n}.csv", zip(tweets.text, tweets.label))
         for path in ("out-of-core", "full-batch"):
             if path == "full-batch" and n > full_batch_max:
                 rows.append({"tweets": n, "path": path, "skipped": f"> --full-batch-max {full_batch_max:,}"}); continue
@@ -131,7 +133,7 @@ def recall(corpus, tmp: Path) -> dict:
     from sentiment_nb.data import train_valid_split
     from sentiment_nb.models import sentiment_metrics
     from sentiment_nb.pipeline import train_pipeline
-    from sentiment_nb.scale import train_out_of_core
+    from sentiment_nb.out_of_core import train_out_of_core
     train, valid = train_valid_split(corpus)
     train.to_csv(tmp / "train.tsv", sep="\t", index=False)
     print(f"recall: both recipes on the same {len(train):,}-tweet split ...", file=sys.stderr)

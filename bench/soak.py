@@ -1,6 +1,6 @@
 """Soak and fault test: sustained load, a worker SIGKILLed under load, SIGTERM under load; every request accounted for.
 
-    .venv/bin/python bench/soak.py [--target local|docker] [--duration 60] [--fault-duration 20] [--connections 32]
+    .venv/bin/python -m bench.soak [--target local|docker] [--duration 60] [--fault-duration 20] [--connections 32]
     make soak          gunicorn as `make serve` runs it, on a free 127.0.0.1 port
     make soak-docker   the Docker image, run read-only and non-root with host networking on 127.0.0.1
                        (starts its own dockerd when none answers and stops it afterwards, as `make docker-test` does)
@@ -35,9 +35,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_http import synthetic_tweets  # noqa: E402
-from bench.servers import ROOT, Server, free_port, get_status, gunicorn_command, start_server  # noqa: E402
+from bench.bench_http import synthetic_tweets
+from tests.support import ROOT, Server, free_port, get_status, gunicorn_command, start_server
 
 REQUEST_TIMEOUT_S = 10
 BATCH_EVERY, BATCH_SIZE = 8, 16

@@ -8,66 +8,29 @@ import argparse, glob, os, secrets, shutil, signal, sys
 from contextlib import contextmanager, nullcontext
 from itertools import chain
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['read_text_chunks', 'check_destination', 'remove_stale_partials', 'partial_path', 'replace_when_complete',
+__all__ = ['WRITABLE_FORMATS', 'check_destination', 'remove_stale_partials', 'partial_path', 'replace_when_complete',
            'predict_file', 'main']
 
-# %% ../nbs/04_cli.ipynb #812b0ef2
-_KINDS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt"}
-
-def _input_kind(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix not in _KINDS: raise ValueError(f"{path}: unsupported input type {suffix!r}; use .csv, .tsv, .jsonl or .txt")
-    return _KINDS[suffix]
-
-def _check_text_column(path: Path, columns, text_column: str):
-    if text_column not in columns: raise ValueError(f"{path}: no {text_column!r} column (found {', '.join(map(str, columns))})")
-
-def read_text_chunks(path, text_column: str = "text", chunksize: int = 10_000) -> Iterator[pd.DataFrame]:
-    "Stream a file of tweets to label as frames with (at least) a `text_column`; a missing file, an unknown type or a header without the column raise at once."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path}: no such file")
-    if path.is_dir(): raise IsADirectoryError(f"{path}: is a directory, expected a file of tweets")
-    kind = _input_kind(path)
-    if kind in ("csv", "tsv"):
-        try: header = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", nrows=0, encoding_errors="replace").columns
-        except ValueError as e: raise ValueError(f"{path}: {' '.join(str(e).split())}") from None  # e.g. an empty file
-        _check_text_column(path, header, text_column)
-    return _text_chunks(path, kind, text_column, chunksize)
-
-def _text_chunks(path: Path, kind: str, text_column: str, chunksize: int) -> Iterator[pd.DataFrame]:
-    if kind == "txt":
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = (line.rstrip("\r\n") for line in f)
-            while chunk := [l for _, l in zip(range(chunksize), lines)]: yield pd.DataFrame({text_column: chunk})
-        return
-    reader = (pd.read_json(path, lines=True, chunksize=chunksize, dtype=False) if kind == "jsonl" else
-              pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype=str, keep_default_na=False, chunksize=chunksize, encoding_errors="replace"))
-    with reader:
-        while True:
-            try: chunk = next(reader, None)
-            except ValueError as e: raise ValueError(f"{path}: {' '.join(str(e).split())}") from None  # pandas names the line, not the file
-            if chunk is None: return
-            _check_text_column(path, chunk.columns, text_column)
-            yield chunk
-
 # %% ../nbs/04_cli.ipynb #0c542870
-def _output_kind(output_path) -> str:
+WRITABLE_FORMATS = ("csv", "tsv", "jsonl")
+
+def _output_format(output_path) -> str:
     "JSON Lines on stdout (`-`); else by the extension, a `.txt` output getting CSV so the added columns fit."
+    from sentiment_nb.data import FILE_FORMATS
     if str(output_path) == "-": return "jsonl"
     suffix = Path(output_path).suffix.lower()
-    if suffix == ".txt": return "csv"
-    if suffix not in _KINDS: raise ValueError(f"{output_path}: unsupported output type {suffix!r}; use .csv, .tsv or .jsonl")
-    return _KINDS[suffix]
+    fmt = "csv" if FILE_FORMATS.get(suffix) == "txt" else FILE_FORMATS.get(suffix)
+    if fmt not in WRITABLE_FORMATS: raise ValueError(f"{output_path}: unsupported output type {suffix!r}; use .csv, .tsv or .jsonl")
+    return fmt
 
-def _append(frame: pd.DataFrame, out, kind: str, first: bool):
-    if kind == "jsonl": frame.to_json(out, orient="records", lines=True, force_ascii=False)
-    else: frame.to_csv(out, sep="\t" if kind == "tsv" else ",", index=False, header=first)
+def _append(frame: pd.DataFrame, out, fmt: str, first: bool):
+    if fmt == "jsonl": frame.to_json(out, orient="records", lines=True, force_ascii=False)
+    else: frame.to_csv(out, sep="\t" if fmt == "tsv" else ",", index=False, header=first)
 
 # %% ../nbs/04_cli.ipynb #1572c106
 def check_destination(path, # a file the caller is about to write
@@ -125,8 +88,9 @@ def predict_file(input_path, output_path="-", # file of tweets; destination (`-`
                  overwrite: bool = False, # replace an existing `output_path`
                 ) -> int:
     "Label every tweet of `input_path` into `output_path` one chunk at a time, writing the output whole or not at all; returns the number of rows."
+    from sentiment_nb.data import read_text_chunks
     from sentiment_nb.pipeline import label_frame, load_pipeline, warm_and_freeze
-    kind = _output_kind(output_path)
+    fmt = _output_format(output_path)
     chunks = read_text_chunks(input_path, text_column, chunksize)
     first = next(chunks, None)  # a JSON Lines file without the text field fails here, before anything is written
     to_stdout = str(output_path) == "-"
@@ -136,41 +100,56 @@ def predict_file(input_path, output_path="-", # file of tweets; destination (`-`
     with (nullcontext(sys.stdout) if to_stdout else replace_when_complete(output_path)) as out, \
          tqdm(desc="predicting", unit=" tweets", disable=not progress, file=sys.stderr) as bar:
         for chunk in chain([first] if first is not None else [], chunks):
-            _append(label_frame(chunk, pipeline, text_column), out, kind, first=rows == 0)
+            _append(label_frame(chunk, pipeline, text_column), out, fmt, first=rows == 0)
             rows += len(chunk); bar.update(len(chunk))
     return rows
 
 # %% ../nbs/04_cli.ipynb #1b8a5e50
 def _parser() -> argparse.ArgumentParser:
+    from sentiment_nb.data import FORMATS
     p = argparse.ArgumentParser(prog="sentiment-nb", description="Tweet sentiment: train, evaluate, check, predict, serve.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a pipeline and write it with its manifest")
-    t.add_argument("data", nargs="+", help="labelled tweet files (Sentiment140 CSV, SemEval TSV, CSV/TSV with text,label)")
+    t.add_argument("data", nargs="*", help="labelled tweet files (Sentiment140 CSV, SemEval TSV, CSV/TSV with text,label); "
+                                           "default: the SemEval corpus ($SENTIMENT_NB_DATA or shared/data beside the repository)")
     t.add_argument("--out", default=None, help="model path (default: $SENTIMENT_MODEL or models/pipeline.pkl)")
-    t.add_argument("--format", dest="fmt", choices=["sentiment140", "csv", "tsv"], help="input format (default: detect)")
-    t.add_argument("--valid-size", type=float, default=0.2, help="share of the random split reported beside the temporal hold-out in the manifest's metrics; 0 skips validation")
-    t.add_argument("--out-of-core", action="store_true", help="stream the data in chunks (bounded memory; see the scale notebook)")
+    t.add_argument("--format", dest="fmt", choices=FORMATS, help="input format (default: detect)")
+    t.add_argument("--valid-size", type=float, default=0.2,
+                   help="share of the random split reported beside the temporal hold-out in the manifest's metrics; 0 skips validation")
+    t.add_argument("--out-of-core", action="store_true", help="stream the data in chunks (bounded memory; see the out-of-core notebook)")
     t.add_argument("--chunksize", type=int, default=100_000, help="rows per chunk with --out-of-core")
     a = sub.add_parser("train-accurate", help="fine-tune the accurate tier (a transformer; needs the train_accurate extra: make accurate)")
     a.add_argument("data", nargs="+", help="the SemEval TSV (its sources give the temporal hold-out)")
     a.add_argument("--out", default="models/accurate/pipeline.pkl", help="model path; its folder is replaced as a whole")
     a.add_argument("--epochs", type=int, default=1)
     e = sub.add_parser("evaluate", help="metrics of a model on labelled tweets")
-    e.add_argument("data", nargs="+"); e.add_argument("--model", default=None); e.add_argument("--format", dest="fmt", choices=["sentiment140", "csv", "tsv"])
+    e.add_argument("data", nargs="+")
+    e.add_argument("--model", default=None)
+    e.add_argument("--format", dest="fmt", choices=FORMATS)
     r = sub.add_parser("predict", help="label a file of tweets")
-    r.add_argument("--input", required=True, help="file (or, with --engine dask, glob) of tweets: .csv/.tsv with a text column, .jsonl, .txt")
+    r.add_argument("--input", required=True,
+                   help="file (or, with --engine dask, glob) of tweets: .csv/.tsv with a text column, .jsonl, .txt, .parquet")
     r.add_argument("--output", default="-", help="output file (.csv/.tsv/.jsonl) or directory with --engine dask; '-' = JSON Lines on stdout")
-    r.add_argument("--model", default=None); r.add_argument("--text-column", default="text"); r.add_argument("--chunksize", type=int, default=10_000)
-    r.add_argument("--engine", choices=["local", "dask"], default="local"); r.add_argument("--scheduler", default=None, help="dask scheduler address (default: start a local cluster)")
-    r.add_argument("--workers", type=int, default=2, help="workers of the local dask cluster"); r.add_argument("--blocksize", default="4MB", help="with --engine dask: largest partition (4MB is about 30,000 tweets); 'none' reads each file whole (CSV whose quoted tweets hold line breaks)")
+    r.add_argument("--model", default=None)
+    r.add_argument("--text-column", default="text")
+    r.add_argument("--chunksize", type=int, default=10_000)
+    r.add_argument("--engine", choices=["local", "dask"], default="local")
+    r.add_argument("--scheduler", default=None, help="dask scheduler address (default: start a local cluster)")
+    r.add_argument("--workers", type=int, default=2, help="workers of the local dask cluster")
+    r.add_argument("--blocksize", default="4MB", help="with --engine dask: largest partition (4MB is about 30,000 tweets); "
+                                                      "'none' reads each file whole (CSV whose quoted tweets hold line breaks)")
     r.add_argument("--output-format", choices=["parquet", "csv"], default="parquet", help="with --engine dask")
     r.add_argument("--retries", type=int, default=1, help="with --engine dask: extra attempts for a failing partition")
-    r.add_argument("--overwrite", action="store_true", help="replace an existing output file (with --engine dask: an earlier run's output directory)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output file (with --engine dask: an earlier run's output directory)")
     c = sub.add_parser("check", help="run the behaviour suite on a model: failure rates per test and capability, against the targets")
-    c.add_argument("--model", default=None, help="pickle to check (default: $SENTIMENT_MODEL or models/pipeline.pkl); its manifest is verified first")
+    c.add_argument("--model", default=None,
+                   help="pickle to check (default: $SENTIMENT_MODEL or models/pipeline.pkl); its manifest is verified first")
     sub.add_parser("nltk-data", help="make the WordNet data NLTK needs available (works offline on Debian/Ubuntu)")
     s = sub.add_parser("serve", help="serve the API with gunicorn (app/gunicorn.conf.py)")
-    s.add_argument("--host", default=None); s.add_argument("--port", default=None); s.add_argument("--model", default=None)
+    s.add_argument("--host", default=None)
+    s.add_argument("--port", default=None)
+    s.add_argument("--model", default=None)
     return p
 
 # %% ../nbs/04_cli.ipynb #93d6089b
@@ -178,13 +157,14 @@ def _train(a):
     from sentiment_nb.pipeline import default_model_path
     out = a.out or default_model_path()
     if Path(out).is_dir(): raise IsADirectoryError(f"{out}: is a directory; give --out a file name such as {Path(out)/'pipeline.pkl'}")  # before, not after, training
+    from sentiment_nb.data import load_tweets, semeval_path
+    data = a.data or [semeval_path()]
     if a.out_of_core:
-        from sentiment_nb.scale import train_out_of_core
-        manifest = train_out_of_core(a.data, out, fmt=a.fmt, chunksize=a.chunksize, valid=a.valid_size or None)
+        from sentiment_nb.out_of_core import train_out_of_core
+        manifest = train_out_of_core(data, out, fmt=a.fmt, chunksize=a.chunksize, valid=a.valid_size or None)
     else:
-        from sentiment_nb.data import load_tweets
         from sentiment_nb.pipeline import train_and_save
-        manifest = train_and_save(load_tweets(a.data, a.fmt), out, data_paths=a.data, valid_size=a.valid_size)
+        manifest = train_and_save(load_tweets(data, a.fmt), out, data_paths=data, valid_size=a.valid_size)
     print(f"wrote {out} ({manifest['bytes'] / 1e6:.1f} MB, trained in {manifest['train_seconds']}s{_held_out(manifest)})", file=sys.stderr)
     return manifest
 
@@ -228,7 +208,7 @@ def _predict(a):
     return rows
 
 def _predict_dask(a):
-    from sentiment_nb.scale import predict_dask
+    from sentiment_nb.dask_scoring import predict_dask
     summary = predict_dask(a.input, a.output, model_path=a.model, scheduler=a.scheduler, n_workers=a.workers,
                            blocksize=None if a.blocksize.lower() == "none" else a.blocksize,
                            out_format=a.output_format, text_column=a.text_column, retries=a.retries, overwrite=a.overwrite)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import csv, os
 from pathlib import Path
+from itertools import islice
 from typing import Iterator
 
 import pandas as pd
@@ -14,9 +15,10 @@ from sklearn.model_selection import train_test_split
 import sentiment_nb
 
 # %% auto #0
-__all__ = ['LABELS', 'SENTIMENT140_POLARITY', 'SENTIMENT140_COLUMNS', 'FORMATS', 'TEMPORAL_HOLDOUT', 'PROJECT_DIR',
-           'DataFormatError', 'detect_format', 'read_tweet_chunks', 'drop_duplicate_tweets', 'load_tweets',
-           'load_sentiment140', 'load_semeval', 'train_valid_split', 'temporal_split', 'semeval_path']
+__all__ = ['LABELS', 'SENTIMENT140_POLARITY', 'SENTIMENT140_COLUMNS', 'FILE_FORMATS', 'SEPARATORS', 'FORMATS', 'TEMPORAL_HOLDOUT',
+           'PROJECT_DIR', 'DataFormatError', 'file_format', 'detect_format', 'read_tweet_chunks',
+           'drop_duplicate_tweets', 'load_tweets', 'load_sentiment140', 'load_semeval', 'pandas_options', 'tweet_line',
+           'check_text_column', 'read_text_chunks', 'train_valid_split', 'temporal_split', 'semeval_path']
 
 # %% ../nbs/00_data.ipynb #c2ec9a42
 LABELS = ("negative", "neutral", "positive")
@@ -72,14 +74,24 @@ def _headed_records(path: Path, delimiter: str) -> Iterator[tuple[int, str, str,
 
 
 # %% ../nbs/00_data.ipynb #a1517989
-FORMATS = ("sentiment140", "csv", "tsv")
+FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl",
+                ".parquet": "parquet", ".parq": "parquet", ".pq": "parquet"}
+SEPARATORS = {"csv": ",", "tsv": "\t"}
+FORMATS = ("sentiment140", "csv", "tsv")  # the layouts of labelled tweets
+
+def file_format(path) -> str:
+    "A file's format from its extension (a value of `FILE_FORMATS`); `DataFormatError` for any other extension."
+    suffix = Path(path).suffix.lower()
+    if suffix not in FILE_FORMATS:
+        raise DataFormatError(f"{path}: unsupported input type {suffix!r}; use one of {', '.join(FILE_FORMATS)}")
+    return FILE_FORMATS[suffix]
 
 def detect_format(path) -> str:
-    "Guess the format of a tweet file: 'sentiment140', 'csv' or 'tsv'."
+    "Guess the layout of a labelled tweet file: 'sentiment140', 'csv' or 'tsv'."
     path = Path(path)
     _check_file(path)
+    if FILE_FORMATS.get(path.suffix.lower()) == "tsv": return "tsv"
     with open(path, "rb") as f: first = f.readline().decode("latin-1")
-    if path.suffix.lower() in (".tsv", ".tab"): return "tsv"
     row = next(csv.reader([first]), [])
     return "sentiment140" if len(row) == 6 and row[0] in SENTIMENT140_POLARITY else "csv"
 
@@ -134,6 +146,65 @@ def load_sentiment140(path) -> pd.DataFrame:
 def load_semeval(path) -> pd.DataFrame:
     "Load a SemEval-style TSV (`id`, `label`, `text` and, where present, `source`; other columns ignored)."
     return load_tweets(path, "tsv")
+
+# %% ../nbs/00_data.ipynb #5d3c1a02
+def pandas_options(fmt: str, # a value of `FILE_FORMATS`
+                  ) -> dict:
+    "How pandas (and Dask, which passes them on) reads a format of tweets to score."
+    if fmt in SEPARATORS: return {"sep": SEPARATORS[fmt], "dtype": str, "keep_default_na": False, "encoding_errors": "replace"}
+    if fmt == "jsonl": return {"lines": True, "dtype": False}
+    return {}
+
+def tweet_line(line: str) -> str:
+    "A line of a plain-text file as the tweet it holds: without its line break."
+    return line.rstrip("\r\n")
+
+def check_text_column(path, columns, text_column: str):
+    "Refuse a file whose columns lack the text column, naming the ones it has."
+    if text_column not in columns:
+        raise DataFormatError(f"{path}: no {text_column!r} column (found {', '.join(map(str, columns))})")
+
+def _parquet_file(path):
+    try: import pyarrow.parquet as pq
+    except ImportError: raise DataFormatError(f"{path}: reading Parquet needs pyarrow: pip install 'sentiment-nb[scale]'") from None
+    return pq.ParquetFile(path)
+
+def _header(path: Path, fmt: str) -> list | None:
+    "The columns a CSV/TSV header or a Parquet schema names; None for JSON Lines and plain text, which have no header."
+    if fmt == "parquet": return _parquet_file(path).schema_arrow.names
+    if fmt not in SEPARATORS: return None
+    try: return list(pd.read_csv(path, nrows=0, **pandas_options(fmt)).columns)
+    except ValueError as e: raise DataFormatError(f"{path}: {' '.join(str(e).split())}") from None  # e.g. an empty file
+
+def read_text_chunks(path, # a file of tweets to label (see `FILE_FORMATS`)
+                     text_column: str = "text",
+                     chunksize: int = 10_000, # rows per yielded frame
+                    ) -> Iterator[pd.DataFrame]:
+    "Stream a file of tweets as frames with (at least) `text_column`; a missing file, an unknown format or a header without the column raise at once."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir(): raise IsADirectoryError(f"{path}: is a directory, expected a file of tweets")
+    fmt = file_format(path)
+    if (header := _header(path, fmt)) is not None: check_text_column(path, header, text_column)
+    return _text_chunks(path, fmt, text_column, chunksize)
+
+def _text_chunks(path: Path, fmt: str, text_column: str, chunksize: int) -> Iterator[pd.DataFrame]:
+    if fmt == "txt":
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = map(tweet_line, f)
+            while chunk := list(islice(lines, chunksize)): yield pd.DataFrame({text_column: chunk})
+        return
+    if fmt == "parquet":
+        for batch in _parquet_file(path).iter_batches(batch_size=chunksize): yield batch.to_pandas()
+        return
+    read = pd.read_json if fmt == "jsonl" else pd.read_csv
+    with read(path, chunksize=chunksize, **pandas_options(fmt)) as reader:
+        while True:
+            try: chunk = next(reader, None)
+            except ValueError as e: raise DataFormatError(f"{path}: {' '.join(str(e).split())}") from None  # pandas names the line, not the file
+            if chunk is None: return
+            check_text_column(path, chunk.columns, text_column)
+            yield chunk
 
 # %% ../nbs/00_data.ipynb #3563e849
 def train_valid_split(df: pd.DataFrame, valid_size: float = 0.2, random_state: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

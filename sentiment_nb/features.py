@@ -4,13 +4,14 @@
 
 # %% ../nbs/01a_features.ipynb #11357b8f
 from __future__ import annotations
+from functools import cached_property
 from itertools import chain, repeat
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .preprocess import word_polarity
+from .preprocess import CachesNotPickled, word_polarity
 
 # %% auto #0
 __all__ = ['N_LEXICON_FEATURES', 'VADER_NEGATION_FACTOR', 'CONTRAST_FACTOR', 'BOOSTERS', 'REDUCERS', 'BOOST', 'REDUCE',
@@ -136,7 +137,7 @@ def _lexicon_scores(doc: str, valence: dict[str, float], modifiers: bool = True)
             later if contrast else 0.0, 0.0, len(pos), len(neg))
 
 # %% ../nbs/01a_features.ipynb #b5e838ed
-class LexiconFeatures(BaseEstimator, TransformerMixin):
+class LexiconFeatures(CachesNotPickled, BaseEstimator, TransformerMixin):
     "Dense lexicon-based sentiment scores of normalized tweets, scaled to unit variance."
     def __init__(self,
                  lexicon: str = "vader+textblob", # one of `LEXICONS`
@@ -157,12 +158,8 @@ class LexiconFeatures(BaseEstimator, TransformerMixin):
         rows = [_lexicon_scores(d, valence, modifiers) for d in X]
         return np.array(rows, dtype=np.float64).reshape(len(rows), N_LEXICON_FEATURES)
 
-    @property
-    def _valence(self):
-        if "_valence_" not in self.__dict__: self._valence_ = polarity_lexicon(self.lexicon)
-        return self._valence_
-
-    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != "_valence_"}
+    @cached_property
+    def _valence(self) -> dict[str, float]: return polarity_lexicon(self.lexicon)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.array(["lex_pos", "lex_neg", "lex_sum", "lex_max", "lex_min", "lex_last", "n_exclaim", "n_question",

@@ -16,12 +16,13 @@ from tqdm.auto import tqdm
 
 from .data import PROJECT_DIR, TEMPORAL_HOLDOUT, temporal_split, train_valid_split
 from .models import build_pipeline, sentiment_metrics
+from .preprocess import tweet_list
 
 # %% auto #0
 __all__ = ['SHIPPED_MODEL', 'MANIFEST_LIBRARIES', 'default_model_path', 'manifest_path', 'train_pipeline', 'library_versions',
-           'file_sha256', 'save_pipeline', 'ModelIntegrityError', 'read_manifest', 'load_pipeline', 'model_files',
-           'model_id', 'default_pipeline', 'predict_pipeline', 'text_cell', 'label_frame', 'freeze_long_lived',
-           'warm_and_freeze', 'validation_metrics', 'behaviour_summary', 'train_and_save']
+           'class_labels', 'file_sha256', 'save_pipeline', 'ModelIntegrityError', 'read_manifest', 'load_pipeline',
+           'model_files', 'model_id', 'default_pipeline', 'predict_pipeline', 'text_cell', 'label_frame',
+           'freeze_long_lived', 'warm_and_freeze', 'validation_metrics', 'behaviour_summary', 'train_and_save']
 
 # %% ../nbs/03_pipeline.ipynb #9b62a67e
 SHIPPED_MODEL = PROJECT_DIR/"models"/"pipeline.pkl"
@@ -58,6 +59,10 @@ def library_versions() -> dict[str, str]:
         except PackageNotFoundError: return "not installed"
     return {"python": platform.python_version(), **{name: installed(name) for name in MANIFEST_LIBRARIES}}
 
+def class_labels(pipeline) -> list[str]:
+    "The labels a fitted classifier predicts, as plain `str`, in the order of its probability columns."
+    return [str(c) for c in pipeline.classes_]
+
 def file_sha256(path) -> str:
     "Hex sha256 of a file, read in 1 MiB blocks."
     h = hashlib.sha256()
@@ -86,7 +91,7 @@ def save_pipeline(pipeline: Pipeline, path=None, # fitted pipeline; destination 
     data = pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)
     manifest = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                 "files": [{"name": f, "sha256": file_sha256(path.parent/f), "bytes": (path.parent/f).stat().st_size} for f in files],
-                "labels": [str(c) for c in pipeline.classes_], "versions": library_versions(),
+                "labels": class_labels(pipeline), "versions": library_versions(),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "steps": [name for name, _ in pipeline.steps], **fields}
     tmp_model = _write_temp(path, data)
@@ -163,7 +168,7 @@ def load_pipeline(path=None, # pickle to load (default: `$SENTIMENT_MODEL` or th
     verified = _verify_files(path, manifest)
     try: pipeline = pickle.loads(data)
     except Exception as e: raise ModelIntegrityError(f"{path}: corrupt pickle ({type(e).__name__}: {e})") from None
-    if not hasattr(pipeline, "predict_proba") or [str(c) for c in pipeline.classes_] != manifest["labels"]:
+    if not hasattr(pipeline, "predict_proba") or class_labels(pipeline) != manifest["labels"]:
         raise ModelIntegrityError(f"{path}: unpickled object is not a classifier with labels {manifest['labels']}")
     if isinstance(pipeline, Pipeline): _attach_files(pipeline, path, verified)
     return pipeline
@@ -188,23 +193,14 @@ def default_pipeline() -> Pipeline:
         if path not in _default_cache: _default_cache[path] = load_pipeline(path)
         return _default_cache[path]
 
-def _as_text_list(texts) -> list[str]:
-    if isinstance(texts, str): return [texts]
-    if not isinstance(texts, (list, tuple, pd.Series, np.ndarray)):
-        raise TypeError(f"texts must be a str or a list of str, got {type(texts).__name__}")
-    texts = list(texts)
-    for i, t in enumerate(texts):
-        if not isinstance(t, str): raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
-    return texts
-
 def predict_pipeline(texts, # a tweet or a list of tweets
                      pipeline: Pipeline | None = None, # fitted pipeline (default: `default_pipeline()`)
                     ) -> list[dict]:
     "Label tweets: a list of `{'text', 'label', 'pred', 'probabilities'}` dicts, one per tweet, in order."
-    texts = _as_text_list(texts)
+    texts = tweet_list([texts] if isinstance(texts, str) else texts)  # the normalizer's check, before any work
     if not texts: return []
     pipeline = pipeline or default_pipeline()
-    labels = [str(c) for c in pipeline.classes_]
+    labels = class_labels(pipeline)
     proba = pipeline.predict_proba(texts)
     preds = proba.argmax(axis=1).tolist()
     return [{"text": t, "label": labels[p], "pred": p, "probabilities": dict(zip(labels, row))}
@@ -223,7 +219,7 @@ def label_frame(frame: pd.DataFrame, # rows to label; every column is kept
     "`frame`, its text cells read by `text_cell`, plus `label` and `p_<label>` columns from `pipeline`."
     texts = frame[text_column].map(text_cell)
     proba = pipeline.predict_proba(texts.tolist())
-    labels = [str(c) for c in pipeline.classes_]
+    labels = class_labels(pipeline)
     out = frame.assign(**{text_column: texts})
     out["label"] = [labels[i] for i in proba.argmax(axis=1)]
     for i, label in enumerate(labels): out[f"p_{label}"] = proba[:, i].round(6)

@@ -5,12 +5,14 @@
 # %% ../nbs/01_preprocess.ipynb #20c0fe79
 from __future__ import annotations
 import gzip, html, os, re, shutil, sys, tempfile, warnings
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Callable
 from xml.etree import ElementTree
 
+import numpy as np
+import pandas as pd
 import vaderSentiment
 from nltk.corpus.reader.wordnet import WordNetCorpusReader
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -20,7 +22,7 @@ __all__ = ['DEBIAN_WORDNET', 'DEBIAN_LEXNAMES_MAN', 'NLTK_DATA_HELP', 'VADER_DIR
            'IDENTITY_TERMS', 'NEGATION_MODES', 'nltk_data_dir', 'wordnet_available', 'lexnames_from_man',
            'wordnet_from_debian', 'ensure_nltk_data', 'vader_lexicon', 'emoji_polarity', 'textblob_lexicon',
            'word_polarity', 'char_table', 'mark_negation', 'mark_contrast', 'wordnet_lemmatizer', 'LemmaCache',
-           'TweetNormalizer']
+           'tweet_list', 'CachesNotPickled', 'TweetNormalizer']
 
 # %% ../nbs/01_preprocess.ipynb #e9525d90
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
@@ -229,10 +231,41 @@ class LemmaCache(dict):
         self[token] = lemma
         return lemma
 
+# %% ../nbs/01_preprocess.ipynb #65fecfd6
+def tweet_list(texts, # a list, tuple, Series or array of tweets
+              ) -> list[str]:
+    "`texts` as a list of str; a `TypeError` for a single str, anything but a sequence, or an element that is not a str."
+    if isinstance(texts, str): raise TypeError("expected a list of tweets, got a single str; wrap it in a list")
+    if not isinstance(texts, (list, tuple, pd.Series, np.ndarray)): raise TypeError(f"expected a list of tweets, got {type(texts).__name__}")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str): raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
+    return texts
+
+def _one_line(text: str) -> str:
+    "Decode HTML entities and fold line breaks (which would split the joined batch) into spaces."
+    if "&" in text: text = html.unescape(text)
+    return text.replace("\n", " ").replace("\r", " ") if "\n" in text or "\r" in text else text
+
+class CachesNotPickled:
+    "Mixin for estimators whose `cached_property`s are caches: pickled without them, rebuilt on first use after loading."
+    def __getstate__(self):
+        caches = {name for cls in type(self).__mro__ for name, attr in vars(cls).items() if isinstance(attr, cached_property)}
+        return {k: v for k, v in self.__dict__.items() if k not in caches}
+
+class _IdentityMask(dict):
+    "Without lemmatizing: identity terms → nothing, every other token itself."
+    def __missing__(self, token): return "" if token in IDENTITY_TERMS else token
+
+_EVERY_TOKEN_RE = re.compile(rf"\b({_NEGATORS})\b([^.,!?;:\n]*)")
+def _mark_every_token(text: str) -> str:
+    "The previous recipe's negation, for comparison: `_neg` on every token up to the next punctuation."
+    return _EVERY_TOKEN_RE.sub(lambda m: m[1] + re.sub(r"\S+", r"\g<0>_neg", m[2]), text)
+
 # %% ../nbs/01_preprocess.ipynb #aa0e955c
 NEGATION_MODES = ("polar", "all", "off")
 
-class TweetNormalizer(BaseEstimator, TransformerMixin):
+class TweetNormalizer(CachesNotPickled, BaseEstimator, TransformerMixin):
     "Turn raw tweets into space-separated normalized tokens; the first step of the sentiment `Pipeline`."
     def __init__(self,
                  lemmatize: bool = True, # WordNet-lemmatize tokens (each distinct token once)
@@ -248,7 +281,7 @@ class TweetNormalizer(BaseEstimator, TransformerMixin):
 
     def transform(self, X) -> list[str]:
         "Normalize a sequence of tweets; one normalized string per tweet, tokens separated by single spaces."
-        texts = _check_texts(X)
+        texts = tweet_list(X)
         if not texts: return []
         s = "\n".join(map(_one_line, texts))
         s = _URL_RE.sub(f" {URL} ", s)
@@ -265,38 +298,8 @@ class TweetNormalizer(BaseEstimator, TransformerMixin):
         if self.contrast: s = mark_contrast(s)
         return s.split("\n")
 
-    @property
-    def _table(self):
-        if "_table_" not in self.__dict__: self._table_ = char_table()
-        return self._table_
+    @cached_property
+    def _table(self) -> dict[int, str]: return char_table()
 
-    @property
-    def _lemmas(self):
-        if "_lemmas_" not in self.__dict__: self._lemmas_ = LemmaCache(self.mask_identity) if self.lemmatize else _IdentityMask()
-        return self._lemmas_
-
-    def __getstate__(self):
-        "Pickle the parameters only: the lemma cache and the character table rebuild after loading."
-        return {k: v for k, v in self.__dict__.items() if k not in ("_table_", "_lemmas_")}
-
-class _IdentityMask(dict):
-    "Without lemmatizing: identity terms → nothing, every other token itself."
-    def __missing__(self, token): return "" if token in IDENTITY_TERMS else token
-
-_EVERY_TOKEN_RE = re.compile(rf"\b({_NEGATORS})\b([^.,!?;:\n]*)")
-def _mark_every_token(text: str) -> str:
-    "The previous recipe's negation, for comparison: `_neg` on every token up to the next punctuation."
-    return _EVERY_TOKEN_RE.sub(lambda m: m[1] + re.sub(r"\S+", r"\g<0>_neg", m[2]), text)
-
-# %% ../nbs/01_preprocess.ipynb #65fecfd6
-def _one_line(text: str) -> str:
-    "Decode HTML entities and fold line breaks (which would split the joined batch) into spaces."
-    if "&" in text: text = html.unescape(text)
-    return text.replace("\n", " ").replace("\r", " ") if "\n" in text or "\r" in text else text
-
-def _check_texts(X) -> list[str]:
-    if isinstance(X, str): raise TypeError("expected a list of tweets, got a single str; wrap it in a list")
-    texts = list(X)
-    for i, t in enumerate(texts):
-        if not isinstance(t, str): raise TypeError(f"tweet {i} is {type(t).__name__}, expected str")
-    return texts
+    @cached_property
+    def _lemmas(self) -> dict[str, str]: return LemmaCache(self.mask_identity) if self.lemmatize else _IdentityMask()

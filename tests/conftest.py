@@ -1,19 +1,13 @@
-"""Shared pytest setup.
+"""The pytest fixtures the tests share; the helpers behind them are in tests/support.py.
 
 Web-service fixtures (used by tests/test_app*.py) are named `served_model_path` and `service_*`.
 """
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-# `app` and `bench` are folders of the repository, not installed packages.
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
-
-from bench.servers import gunicorn_command, start_server  # noqa: E402
+from tests.support import ROOT, gunicorn_command, start_server
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +16,16 @@ def served_model_path() -> Path:
     path = Path(os.environ.get("SENTIMENT_MODEL") or ROOT / "models" / "pipeline.pkl")
     assert path.exists(), f"no trained model at {path}: the shipped one is in the repository, `make train` rewrites it"
     return path
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    """The shared SemEval corpus, which the scale tests resample; they are skipped where it is absent."""
+    from sentiment_nb.data import load_semeval, semeval_path
+
+    if not semeval_path().exists():
+        pytest.skip(f"{semeval_path()} not found: the scale tests resample the shared SemEval corpus")
+    return load_semeval(semeval_path())
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,13 @@ import urllib.request
 import pandas as pd
 import pytest
 
-from bench.servers import gunicorn_command, start_server
 from sentiment_nb.accurate import ACCURATE_MODEL
 from sentiment_nb.pipeline import SHIPPED_MODEL, load_pipeline, model_id, predict_pipeline, read_manifest
-from tests.cli import run_cli
-from tests.tweets import EDGE_CASES, LABELLED
+from tests.support import LABELLED, gunicorn_command, run_cli, start_server
 
-TEXTS = [text for text, _ in LABELLED] + [t for t in EDGE_CASES if len(t) <= 1000 and "\x00" not in t]  # what the API accepts
+# Our own tweets, and edge cases a tokenizer must survive: empty, emoji only, other scripts, long, entities.
+TEXTS = [text for text, _ in LABELLED] + ["", "   ", "😂😂😂", "東京は雨 ☔ but I'm fine 🙂", "Привет мир, это ужасно",
+                                         "&amp;&lt;3 &#10; &bogus;", "a" * 900, "@@@@ #### http:// www.", "no", "n't"]
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,4 @@
-"""The real servers over real HTTP on 127.0.0.1: gunicorn as `make serve` runs it, and the tutorial's Flask dev server."""
-import hashlib
+"""The real servers over real HTTP on 127.0.0.1: gunicorn as `make serve` runs it, and Flask's dev server as `make dev-serve` does."""
 import json
 import shutil
 import signal
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.servers import dev_server_command, get_status, gunicorn_command, start_server
+from tests.support import dev_server_command, get_status, gunicorn_command, start_server
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -214,47 +213,11 @@ def test_sigterm_lets_the_in_flight_request_finish_then_exits_cleanly(served_mod
         server.stop()
 
 
-def damage_model(model, manifest, damage: str) -> None:
-    if damage == "missing file":
-        model.unlink()
-    elif damage == "missing manifest":
-        manifest.unlink()
-    elif damage == "tampered":
-        data = bytearray(model.read_bytes())
-        data[len(data) // 2] ^= 0x01
-        model.write_bytes(bytes(data))
-    elif damage == "corrupt, manifest matching":
-        garbage = b"this is not a pickle at all" * 100
-        model.write_bytes(garbage)
-        fields = json.loads(manifest.read_text(encoding="utf-8"))
-        manifest.write_text(json.dumps({**fields, "sha256": hashlib.sha256(garbage).hexdigest()}), encoding="utf-8")
-
-
-DAMAGES = ["missing file", "missing manifest", "tampered", "corrupt, manifest matching"]
-
-
-# The dev server runs the same create_app checks: one case shows its exit.
-@pytest.mark.parametrize("server, damage", [("gunicorn", d) for d in DAMAGES] + [("dev server", "tampered")])
-def test_unservable_model_stops_start_up_with_one_clear_line(served_model_path, tmp_path, server, damage):
-    model, manifest = tmp_path / "pipeline.pkl", tmp_path / "pipeline.json"
-    shutil.copy(served_model_path, model)
-    shutil.copy(served_model_path.with_suffix(".json"), manifest)
-    damage_model(model, manifest, damage)
-    command = gunicorn_command() if server == "gunicorn" else dev_server_command()
-    started = start_server(command, tmp_path / "server.log", env={"SENTIMENT_MODEL": str(model)}, wait_ready=False)
-    try:
-        exit_code = started.process.wait(timeout=90)
-        output = [line for line in started.log().splitlines() if line.strip()]
-        assert exit_code != 0
-        assert len(output) == 1, output
-        assert str(model) in output[0] and "cannot serve the model" in output[0]
-        assert get_status(started.url + "/health", timeout=1) is None
-    finally:
-        started.stop()
-
-
-def test_tutorial_dev_server_still_serves(served_model_path, tmp_path):
-    server = start_server(dev_server_command(), tmp_path / "server.log", env={"SENTIMENT_MODEL": str(served_model_path)})
+def test_flask_dev_server_serves_the_installed_app_from_any_directory(served_model_path, tmp_path):
+    """`flask --app app run --debug`, as `make dev-serve` runs it, from a directory that holds no `app`: it is installed.
+    (Its refusal of a broken model is tested with gunicorn's in tests/test_startup_integrity.py.)"""
+    server = start_server(dev_server_command(debug=True), tmp_path / "server.log", env={"SENTIMENT_MODEL": str(served_model_path)},
+                          cwd=tmp_path)
     try:
         response = post_json(server, {"text": NEGATIVE})
         assert response.status_code == 200 and response.json()["label"] == "negative"

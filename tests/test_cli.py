@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 
 from sentiment_nb.pipeline import default_model_path, file_sha256, load_pipeline, predict_pipeline, read_manifest
-from tests.cli import CLI, run_cli
-from tests.tweets import LABELLED, NEGATIVE, POSITIVE, write_semeval, write_sentiment140
+from tests.support import CLI, LABELLED, NEGATIVE, POSITIVE, run_cli, write_semeval, write_sentiment140
 
 
 def run(*args, **kw):
@@ -97,7 +96,8 @@ def test_predict_memory_stays_flat_on_a_big_file(tmp_path, shipped):
 
 @pytest.mark.parametrize("args, message", [
     (["predict", "--input", "missing.csv"], "sentiment-nb predict: error: missing.csv: no such file"),
-    (["predict", "--input", "notes.pdf"], "sentiment-nb predict: error: notes.pdf: unsupported input type '.pdf'; use .csv, .tsv, .jsonl or .txt"),
+    (["predict", "--input", "notes.pdf"],
+     "sentiment-nb predict: error: notes.pdf: unsupported input type '.pdf'; use one of .csv, .tsv, .tab, .txt, .jsonl, .ndjson, .parquet, .parq, .pq"),
     (["predict", "--input", "tweets.txt", "--output", "out.pdf"], "sentiment-nb predict: error: out.pdf: unsupported output type '.pdf'; use .csv, .tsv or .jsonl"),
     (["train", "missing.tsv"], "sentiment-nb train: error: missing.tsv: no such file"),
     (["evaluate", "x.tsv", "--model", "nope.pkl"], "sentiment-nb evaluate: error: x.tsv: no such file"),

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schemathesis.engine import events, from_schema
 
-from bench.servers import gunicorn_command, start_server
+from tests.support import gunicorn_command, start_server
 
 pytestmark = pytest.mark.slow
 

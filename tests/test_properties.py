@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sentiment_nb.pipeline import load_pipeline, predict_pipeline
+from sentiment_nb.pipeline import class_labels, load_pipeline, predict_pipeline
 from sentiment_nb.preprocess import NEGATIVE, POSITIVE, TweetNormalizer
 
 LONGEST_TEXT = 20_000
@@ -111,7 +111,7 @@ def check_prediction(prediction: dict, text: str, labels: list[str]) -> None:
 @settings(max_examples=500, **REPEATABLE)
 @given(text=TEXTS)
 def test_any_text_gets_exactly_one_valid_prediction(model, text):
-    labels = [str(c) for c in model.classes_]
+    labels = class_labels(model)
     out = predict_pipeline(text, model)
     assert len(out) == 1
     check_prediction(out[0], text, labels)
@@ -121,7 +121,7 @@ def test_any_text_gets_exactly_one_valid_prediction(model, text):
 @settings(max_examples=300, **REPEATABLE)
 @given(batch=BATCHES)
 def test_a_batch_is_predicted_as_each_tweet_alone(model, batch):
-    labels = [str(c) for c in model.classes_]
+    labels = class_labels(model)
     out = predict_pipeline(batch, model)
     assert len(out) == len(batch)
     for prediction, text in zip(out, batch):

@@ -1,38 +1,22 @@
 """The real service refuses to start on a model it must not unpickle: one clear line, a non-zero exit, no port.
 
 Each case copies the served model (with its manifest) to a folder of its own, breaks it one way, and starts
-gunicorn exactly as `make serve` does with SENTIMENT_MODEL pointing there. The library side (what
-`load_pipeline` checks, and that `save_pipeline` is atomic even when killed mid-write) is tested in
-tests/test_pipeline.py; this is the service's start-up end to end.
+gunicorn exactly as `make serve` does with SENTIMENT_MODEL pointing there; the Flask development server, as
+`make dev-serve` runs it (from another directory: `app` is installed), runs the same `create_app` checks and shows
+its exit on one case. What `load_pipeline` checks, and that `save_pipeline` is atomic even when killed mid-write,
+are library contracts, tested in nbs/03_pipeline.ipynb; this is the service's start-up end to end.
 """
 import hashlib
-import json
 import pickle
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from bench.servers import get_status, gunicorn_command, start_server
+from tests.support import copy_model, dev_server_command, edit_manifest, get_status, gunicorn_command, start_server
 
 pytestmark = pytest.mark.slow
 EXIT_TIMEOUT_S = 90
-
-
-def copy_model(model: Path, folder: Path) -> Path:
-    folder.mkdir()
-    for source in (model, model.with_suffix(".json")):
-        shutil.copy(source, folder / source.name)
-    return folder / model.name
-
-
-def edit_manifest(path: Path, **changes) -> None:
-    manifest_file = path.with_suffix(".json")
-    manifest = json.loads(manifest_file.read_text())
-    for key, value in changes.items():
-        manifest[key] = {**manifest[key], **value} if isinstance(value, dict) else value
-    manifest_file.write_text(json.dumps(manifest))
 
 
 class WritesAFile:
@@ -103,22 +87,28 @@ CASES = {  # how the model is broken -> what the one error line must say
 }
 
 
+SERVERS = {"gunicorn": gunicorn_command, "flask dev server": lambda: dev_server_command(debug=True)}
+
+
 @pytest.mark.timeout(EXIT_TIMEOUT_S + 30)
-@pytest.mark.parametrize("break_model", CASES, ids=[f.__name__ for f in CASES])
-def test_gunicorn_refuses_a_model_it_must_not_unpickle(served_model_path, tmp_path, break_model):
+@pytest.mark.parametrize("server, break_model", [("gunicorn", case) for case in CASES] + [("flask dev server", tampered)],
+                         ids=[f"gunicorn-{f.__name__}" for f in CASES] + ["flask dev server-tampered"])
+def test_the_server_refuses_a_model_it_must_not_unpickle(served_model_path, tmp_path, server, break_model):
     path = copy_model(served_model_path, tmp_path / "model")
     break_model(path)
-    server = start_server(gunicorn_command(), tmp_path / "gunicorn.log", env={"SENTIMENT_MODEL": str(path)}, wait_ready=False)
+    (tmp_path / "elsewhere").mkdir()
+    started = start_server(SERVERS[server](), tmp_path / "server.log", env={"SENTIMENT_MODEL": str(path)}, wait_ready=False,
+                           cwd=tmp_path / "elsewhere")
     try:
-        exit_code = server.process.wait(EXIT_TIMEOUT_S)
+        exit_code = started.process.wait(EXIT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        server.stop()
-        pytest.fail(f"gunicorn kept running with a broken model:\n{server.log()[-2000:]}")
-    log = server.log()
-    errors = [line for line in log.splitlines() if "error" in line.lower()]
+        started.stop()
+        pytest.fail(f"{server} kept running with a broken model:\n{started.log()[-2000:]}")
+    log = started.log()
+    output = [line for line in log.splitlines() if line.strip()]
     assert exit_code != 0, log
-    assert len(errors) == 1 and "Traceback" not in log, log
-    assert errors[0].startswith(f"Error: cannot serve the model {path}: ModelIntegrityError: {path.parent}/"), errors[0]
-    assert CASES[break_model] in errors[0], errors[0]
-    assert get_status(server.url + "/health", timeout=1) is None  # it never listened
+    assert len(output) == 1 and "Traceback" not in log, log  # the one line, and nothing else
+    assert output[0].startswith(f"Error: cannot serve the model {path}: ModelIntegrityError: {path.parent}/"), output[0]
+    assert CASES[break_model] in output[0], output[0]
+    assert get_status(started.url + "/health", timeout=1) is None  # it never listened
     assert not (path.parent / "pwned").exists(), "the pickle's code ran"

@@ -1,4 +1,8 @@
-"""Dask batch scoring and out-of-core training (sentiment_nb.scale) against a real `distributed.LocalCluster` on 127.0.0.1."""
+"""Dask scoring at full size and through the real CLI, against a real `distributed.LocalCluster` on 127.0.0.1.
+
+The library's contracts (formats, partitions, failures, output written whole or not at all) are tested in
+nbs/05a_dask_scoring.ipynb on tens of thousands of tweets; here, a million, and `sentiment-nb predict --engine dask`.
+"""
 import json
 from pathlib import Path
 
@@ -7,21 +11,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from sentiment_nb.data import DataFormatError, load_semeval, semeval_path
-from sentiment_nb.pipeline import ModelIntegrityError, default_model_path, file_sha256, load_pipeline, predict_pipeline
-from sentiment_nb.scale import dask_client, predict_dask, resample_tweets, train_out_of_core, write_sentiment140
-from tests.cli import run_cli
-from tests.tweets import LABELLED
+from sentiment_nb.dask_scoring import dask_client, predict_dask
+from sentiment_nb.data import semeval_path
+from sentiment_nb.out_of_core import train_out_of_core
+from sentiment_nb.pipeline import default_model_path, load_pipeline, predict_pipeline
+from tests.support import LABELLED, resample_tweets, run_cli
 
 pytestmark = pytest.mark.slow
 PROBABILITIES = ["p_negative", "p_neutral", "p_positive"]
-
-
-@pytest.fixture(scope="module")
-def corpus() -> pd.DataFrame:
-    if not semeval_path().exists():
-        pytest.skip(f"{semeval_path()} not found: the scale tests resample the shared SemEval corpus")
-    return load_semeval(semeval_path())
 
 
 @pytest.fixture(scope="module")
@@ -90,102 +87,6 @@ def test_every_input_kind_keeps_its_columns(kind, model_path, cluster_address, t
     assert list(scored.columns) == [*frame.columns, "label", *PROBABILITIES]
     assert scored.text.tolist() == texts and (kind == "txt" or scored.id.tolist() == frame.id.tolist())
     assert scored.label.tolist() == [p["label"] for p in predict_pipeline(texts, load_pipeline(model_path))]
-
-
-def test_a_failed_partition_is_reported_with_file_and_rows_and_nothing_is_written(corpus, model_path, cluster_address, tmp_path):
-    good = write_archive(resample_tweets(corpus, 30_000, random_state=3), tmp_path / "in", files=1)
-    lines = (tmp_path / "in" / "tweets-0.csv").read_text(encoding="utf-8").splitlines(keepends=True)
-    lines.insert(20_000, "0000000000,one field,too many\n")  # becomes data row 20,000
-    (tmp_path / "in" / "tweets-0.csv").write_text("".join(lines), encoding="utf-8")
-    pd.DataFrame({"id": ["a", "b"], "text": ["fine tweet", None]}).to_json(tmp_path / "in" / "tweets-1.jsonl", orient="records", lines=True)
-
-    out = tmp_path / "out"
-    summary = predict_dask([tmp_path / "in" / "tweets-0.csv", tmp_path / "in" / "tweets-1.jsonl"], out, model_path=model_path,
-                           scheduler=cluster_address, blocksize="1MB", progress=False)
-    assert not summary["complete"]
-    [failure] = summary["failed_partitions"]
-    assert Path(failure["file"]).name == "tweets-0.csv" and "ParserError" in failure["error"]
-    assert failure["first_row"] <= 20_000 < failure["first_row"] + 10_000, failure
-    assert failure["first_row"] - 1 + 2 <= summary["rows"] < len(good) + 2  # every other partition was scored
-    assert not out.exists() and not list(tmp_path.glob(".out.*")), "an incomplete run must leave nothing under the output's name, nor beside it"
-
-
-def test_output_directory_is_never_mixed(model_path, cluster_address, tmp_path):
-    pd.DataFrame({"text": ["good morning", "bad night"]}).to_csv(tmp_path / "t.csv", index=False)
-    pd.DataFrame({"text": ["another morning"]}).to_csv(tmp_path / "u.csv", index=False)
-    out = tmp_path / "out"
-    predict_dask([tmp_path / "t.csv", tmp_path / "u.csv"], out, model_path=model_path, scheduler=cluster_address, progress=False)
-    assert len(list(out.glob("part-*"))) == 2
-    with pytest.raises(FileExistsError, match=r"pass overwrite=True \(--overwrite\)"):
-        predict_dask(tmp_path / "t.csv", out, model_path=model_path, scheduler=cluster_address, progress=False)
-    assert predict_dask(tmp_path / "t.csv", out, model_path=model_path, scheduler=cluster_address, overwrite=True, progress=False)["complete"]
-    assert pd.read_parquet(out).text.tolist() == ["good morning", "bad night"]  # the earlier run replaced whole: none of its parts left
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "t.csv", "u.csv"]  # nor anything beside it
-    (out / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="notes.txt"):
-        predict_dask(tmp_path / "t.csv", out, model_path=model_path, scheduler=cluster_address, overwrite=True, progress=False)
-    assert (out / "notes.txt").read_text() == "mine"
-
-
-def test_bad_inputs_fail_before_any_work(model_path, cluster_address, tmp_path):
-    pd.DataFrame({"tweet": ["hi"]}).to_csv(tmp_path / "t.csv", index=False)
-    (tmp_path / "labelled.csv").write_text("text,label,p_positive\nhi,positive,1\n")
-    tampered = tmp_path / "model"
-    tampered.mkdir()
-    (tampered / "pipeline.pkl").write_bytes(model_path.read_bytes()[:-1] + b"!")
-    (tampered / "pipeline.json").write_bytes(model_path.with_suffix(".json").read_bytes())
-    with pytest.raises(ModelIntegrityError, match="does not match its manifest"):
-        predict_dask(tmp_path / "t.csv", tmp_path / "o1", model_path=tampered / "pipeline.pkl", progress=False)
-    with pytest.raises(FileNotFoundError, match="matches no file"):
-        predict_dask(tmp_path / "nothing-*.csv", tmp_path / "o2", model_path=model_path, progress=False)
-    with pytest.raises(DataFormatError, match="no 'text' column"):
-        predict_dask(tmp_path / "t.csv", tmp_path / "o3", model_path=model_path, scheduler=cluster_address, progress=False)
-    with pytest.raises(DataFormatError, match="already has column.s. label, p_positive"):
-        predict_dask(tmp_path / "labelled.csv", tmp_path / "o4", model_path=model_path, scheduler=cluster_address, progress=False)
-    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
-
-
-@pytest.mark.timeout(900)
-def test_out_of_core_training_on_a_sorted_sentiment140_file(corpus, tmp_path):
-    path = write_sentiment140(resample_tweets(corpus, 20_000, random_state=3), tmp_path / "s140.csv", sort=True)
-    manifest = train_out_of_core(path, tmp_path / "m" / "pipeline.pkl", fmt="sentiment140", chunksize=2_000, valid=0.2, progress=False)
-
-    pipeline = load_pipeline(tmp_path / "m" / "pipeline.pkl")  # verified against the manifest it wrote
-    assert list(pipeline.classes_) == manifest["labels"] == ["negative", "neutral", "positive"]
-    assert [name for name, _ in pipeline.steps] == ["normalize", "features", "classify"]
-    data = manifest["training_data"]
-    assert data["rows"] + manifest["metrics"]["valid_rows"] == 20_000
-    assert data["files"] == [{"name": "s140.csv", "sha256": file_sha256(path)}]
-    assert manifest["recipe"]["shards"] == 8
-    # fed in file order (all negatives, then neutrals, then positives) partial_fit ends up predicting one class: 0.33
-    assert manifest["metrics"]["macro_recall"] > 0.6, manifest["metrics"]
-
-
-def test_the_app_serves_an_out_of_core_model_unchanged(tmp_path):
-    from app import create_app
-
-    path = tmp_path / "s140.csv"
-    write_sentiment140(pd.DataFrame(LABELLED * 20, columns=["text", "label"]), path)
-    train_out_of_core(path, tmp_path / "m" / "pipeline.pkl", chunksize=100, valid=0.25, epochs=2, progress=False)
-    client = create_app({"SENTIMENT_MODEL": str(tmp_path / "m" / "pipeline.pkl")}).test_client()
-    body = client.post("/predict", json={"texts": ["I love this phone, best purchase ever :)", "Worst customer service ever, never again :("]}).get_json()
-    assert [p["label"] for p in body["predictions"]] == ["positive", "negative"]
-    assert client.get("/health").status_code == 200
-
-
-def test_training_input_errors_name_the_file_and_write_no_model(tmp_path):
-    bad = tmp_path / "bad.csv"
-    write_sentiment140(pd.DataFrame(LABELLED, columns=["text", "label"]), bad)
-    bad.write_bytes(bad.read_bytes() + b'"3","99","d","q","u","three is no polarity"\n')
-    with pytest.raises(DataFormatError, match=f"bad.csv:{len(LABELLED) + 1}: unknown label '3'"):
-        train_out_of_core(bad, tmp_path / "m" / "pipeline.pkl", progress=False)
-    one_label = tmp_path / "positive.csv"
-    write_sentiment140(pd.DataFrame([(t, l) for t, l in LABELLED if l == "positive"], columns=["text", "label"]), one_label)
-    with pytest.raises(DataFormatError, match="at least two labels"):
-        train_out_of_core(one_label, tmp_path / "m" / "pipeline.pkl", progress=False)
-    with pytest.raises(ValueError, match="between 0 and 1"):
-        train_out_of_core(one_label, tmp_path / "m" / "pipeline.pkl", valid=1.5, progress=False)
-    assert not (tmp_path / "m").exists()
 
 
 def test_cli_dask_engine_summarises_refuses_a_used_output_and_overwrites_on_request(model_path, cluster_address, tmp_path):

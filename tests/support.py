@@ -1,0 +1,164 @@
+"""What the process-level tests share, and the benchmarks reuse: our own tweets and the files they come in, copies of a
+model to break, the `sentiment-nb` console script as a subprocess, and the real servers on a free loopback port.
+
+The pytest fixtures built on these live in tests/conftest.py. Library contracts are tested in the notebooks, with
+their own examples; nothing here is part of the installed package.
+"""
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+# ---- Tweets written for the tests (no real tweets from any corpus), and the files they come in
+
+POSITIVE = ["I love this phone, best purchase ever :)", "Soooo happy right now 😍 #blessed",
+            "What a great game tonight, congrats to the team!", "Finally some sunshine, feeling wonderful",
+            "This album is amazing, on repeat all day"]
+NEGATIVE = ["Worst customer service ever, never again :(", "My flight got cancelled AGAIN, I hate this airline",
+            "So sad and angry about the news today 😢", "This update is terrible, my battery dies in an hour",
+            "Stuck in traffic for two hours, awful commute"]
+NEUTRAL = ["The meeting moved to 3pm tomorrow", "Bus 42 leaves from platform 2", "Reading the report on the new tax rules",
+           "Heading to the office, back at 5", "The store opens at 9 on Sundays"]
+LABELLED = [(t, "positive") for t in POSITIVE] + [(t, "negative") for t in NEGATIVE] + [(t, "neutral") for t in NEUTRAL]
+SENTIMENT140_POLARITY = {"negative": "0", "neutral": "2", "positive": "4"}
+
+
+def write_semeval(path: Path, rows=LABELLED) -> Path:
+    """(text, label) pairs as a SemEval-style TSV: id, label, text, source."""
+    lines = ["id\tlabel\ttext\tsource"] + [f"{i}\t{label}\t{text}\ttest" for i, (text, label) in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_sentiment140(path: Path, rows=LABELLED) -> Path:
+    """(text, label) pairs in Sentiment140's layout: no header; polarity, id, date, query, user, text; quoted; latin-1.
+    Characters latin-1 lacks arrive as their UTF-8 bytes, the mojibake the real file has too."""
+    with open(path, "w", encoding="latin-1", newline="") as f:
+        out = csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        for i, (text, label) in enumerate(rows):
+            out.writerow([SENTIMENT140_POLARITY[label], i, "Mon Apr 06 22:19:45 PDT 2009", "NO_QUERY", f"user{i % 997}",
+                          text.encode("utf-8").decode("latin-1")])
+    return path
+
+
+def resample_tweets(df, n: int, random_state: int = 0):
+    """`n` rows drawn with replacement from labelled tweets: a corpus of any size from the shared one."""
+    return df.sample(n, replace=True, random_state=random_state, ignore_index=True)
+
+
+# ---- Copies of a model (with its manifest) to break
+
+def copy_model(model: Path, folder: Path) -> Path:
+    """The pickle and its manifest copied into the new `folder`; the copy's path."""
+    folder.mkdir()
+    for source in (model, model.with_suffix(".json")):
+        shutil.copy(source, folder / source.name)
+    return folder / model.name
+
+
+def edit_manifest(path: Path, **changes) -> None:
+    """Change fields of the manifest beside `path`; a dict value updates the field's dict (e.g. `versions`)."""
+    manifest_file = path.with_suffix(".json")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    for key, value in changes.items():
+        manifest[key] = {**manifest[key], **value} if isinstance(value, dict) else value
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+# ---- The `sentiment-nb` console script, run as a real subprocess, as a user would
+
+CLI = str(BIN / "sentiment-nb")
+
+
+def run_cli(*args, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+# ---- The real servers, on 127.0.0.1 and a free port, stopped with SIGTERM
+
+def gunicorn_command() -> list[str]:
+    """What `make serve` runs (from the repository, where its config file is)."""
+    return [str(BIN / "gunicorn"), "-c", str(ROOT / "app" / "gunicorn.conf.py"), "app:create_app()"]
+
+
+def dev_server_command(debug: bool = False) -> list[str]:
+    """Flask's development server on the installed `app` package, as `make dev-serve` runs it (that one with --debug)."""
+    return [str(BIN / "flask"), "--app", "app", "run", *(["--debug"] if debug else [])]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_status(url: str, timeout: float = 2) -> int | None:
+    """The HTTP status of GET `url`, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return None
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    url: str
+    log_path: Path  # the server's stdout and stderr
+    seconds_to_ready: float | None = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self, timeout: float = 40) -> int:
+        """SIGTERM, as `docker stop` sends it; the exit code once the process is gone (SIGKILL after `timeout`)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_server(command: list[str], log_path: Path, env: dict[str, str] | None = None, ready_timeout: float = 60,
+                 wait_ready: bool = True, cwd: Path = ROOT) -> Server:
+    """`command` serving on 127.0.0.1 and a free port (HOST/PORT for gunicorn, FLASK_RUN_HOST/FLASK_RUN_PORT for
+    `flask run`); by default returns once /health says 200."""
+    port = free_port()
+    environment = {**os.environ, **(env or {}), "HOST": "127.0.0.1", "PORT": str(port),
+                   "FLASK_RUN_HOST": "127.0.0.1", "FLASK_RUN_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    if not wait_ready:
+        return server
+    deadline = started + ready_timeout
+    while time.perf_counter() < deadline and process.poll() is None:
+        if get_status(server.url + "/health", timeout=1) == 200:
+            server.seconds_to_ready = time.perf_counter() - started
+            return server
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"{command} did not become ready within {ready_timeout}s (exit {process.returncode}):\n"
+                       f"{server.log()[-3000:]}")
