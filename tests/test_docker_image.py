@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 LABEL = "sentiment-nb-test"  # every container started here carries it, so a wrapper can remove leftovers
 READY_LIMIT_S = 10
 STOP_LIMIT_S = 5
-ADDED_LAYERS_LIMIT_MB = 320
+ADDED_LAYERS_LIMIT_MB = 470  # 319 MB with the fast model alone, plus at most 150 MB for the accurate tier (ONNX Runtime, tokenizers, weights)
 # Our own example tweets.
 POSITIVE_TWEET = "just got tickets for the concert tonight, best birthday present ever!! :)"
 NEGATIVE_TWEET = "my phone died again and support hung up on me, absolutely furious"
@@ -171,7 +171,7 @@ def test_image_runs_gunicorn_as_a_non_root_user_on_port_5000():
     assert "/health" in " ".join(config["Healthcheck"]["Test"])
 
 
-def test_image_adds_at_most_320_mb_over_its_base():
+def test_image_adds_at_most_470_mb_over_its_base():
     base = next(line.split()[1] for line in (REPO / "Dockerfile").read_text().splitlines()
                 if line.upper().startswith("FROM "))
     added_mb = (inspect(IMAGE, ".Size") - inspect(base, ".Size")) / 1e6
