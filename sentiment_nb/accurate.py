@@ -17,13 +17,14 @@ from tqdm.auto import tqdm
 from .data import LABELS, PROJECT_DIR, TEMPORAL_HOLDOUT, temporal_split
 from .features import WORD_POLARITY
 from .models import sentiment_metrics
-from .pipeline import behaviour_summary, class_labels, file_sha256, load_pipeline, save_pipeline
+from .preprocess import replace_directory
+from .pipeline import _write_temp, behaviour_summary, class_labels, file_sha256, load_pipeline, save_pipeline
 
 # %% auto #0
 __all__ = ['ACCURATE_MODEL', 'PLACEHOLDER_TEXT', 'BASE_MODEL', 'transformer_text', 'TransformerClassifier', 'padded_batch',
            'polarity_vocabulary', 'distil_word_polarity', 'write_word_polarity', 'build_word_polarity',
            'base_model_dir', 'length_grouped_batches', 'fine_tune', 'export_int8_onnx', 'serving_tokenizer',
-           'replace_directory', 'train_accurate', 'save_accurate']
+           'train_accurate', 'save_accurate']
 
 # %% ../nbs/07_accurate.ipynb #7f3edb20
 _LINK, _HANDLE = re.compile(r"(?:https?://|www\.)\S+"), re.compile(r"@\w+")
@@ -131,13 +132,8 @@ def distil_word_polarity(model, # a fitted pipeline over raw text, e.g. `load_pi
 def write_word_polarity(table: pd.DataFrame, path) -> Path:
     "Write a `distil_word_polarity` table as the gzipped TSV `DistilledPolarity` reads, atomically."
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:  # mtime 0: the same table, the same bytes
-            f.write(table.to_csv(sep="\t", index=False, lineterminator="\n").encode("utf-8"))
-        os.chmod(tmp, 0o644); os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    data = gzip.compress(table.to_csv(sep="\t", index=False, lineterminator="\n").encode("utf-8"), mtime=0)  # the same table, the same bytes
+    os.replace(_write_temp(path, data), path)
     return path
 
 def build_word_polarity(df: pd.DataFrame, # the SemEval corpus, with `source`
@@ -222,14 +218,6 @@ def serving_tokenizer(base: Path, path: Path, max_length: int = 64) -> Path:
     return path
 
 # %% ../nbs/07_accurate.ipynb #6a84a86e
-def replace_directory(staging: Path, dest: Path) -> Path:
-    "Put the complete directory `staging` at `dest`; an old `dest` stays whole until the new one is in place."
-    if dest.exists():
-        old = staging.with_name(staging.name + "-old")
-        dest.rename(old); staging.rename(dest); shutil.rmtree(old)
-    else: staging.rename(dest)
-    return dest
-
 def train_accurate(df: pd.DataFrame, # labelled tweets with `source` (the SemEval corpus)
                    out=ACCURATE_MODEL, # destination pickle; its folder is replaced as a whole
                    data_paths=(), # files `df` came from, recorded in the manifest

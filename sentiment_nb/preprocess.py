@@ -20,9 +20,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 # %% auto #0
 __all__ = ['DEBIAN_WORDNET', 'DEBIAN_LEXNAMES_MAN', 'NLTK_DATA_HELP', 'VADER_DIR', 'POSITIVE', 'NEGATIVE', 'URL', 'USER',
            'IDENTITY_TERMS', 'NEGATION_MODES', 'nltk_data_dir', 'wordnet_available', 'lexnames_from_man',
-           'wordnet_from_debian', 'ensure_nltk_data', 'vader_lexicon', 'emoji_polarity', 'textblob_lexicon',
-           'word_polarity', 'char_table', 'is_negator', 'mark_negation', 'mark_contrast', 'wordnet_lemmatizer',
-           'LemmaCache', 'tweet_list', 'CachesNotPickled', 'TweetNormalizer']
+           'wordnet_from_debian', 'replace_directory', 'ensure_nltk_data', 'vader_lexicon', 'emoji_polarity',
+           'textblob_lexicon', 'word_polarity', 'char_table', 'is_negator', 'mark_negation', 'mark_contrast',
+           'wordnet_lemmatizer', 'LemmaCache', 'tweet_list', 'CachesNotPickled', 'TweetNormalizer']
 
 # %% ../nbs/01_preprocess.ipynb #e9525d90
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
@@ -60,10 +60,14 @@ def wordnet_from_debian(target: Path, source: Path = DEBIAN_WORDNET) -> Path:
         if f.is_file(): shutil.copyfile(f, staging/f.name)
     (staging/"lexnames").write_text(lexnames_from_man())
     staging.chmod(0o755)  # mkdtemp makes it owner-only; other users of a shared NLTK data dir must read it
-    if dest.exists():  # the old copy stays whole until the new one is in place
+    return replace_directory(staging, dest)
+
+def replace_directory(staging: Path, dest: Path) -> Path:
+    "Put the complete directory `staging` at `dest`: it appears whole or not at all, and an old `dest` stays whole until the new one is in place."
+    if dest.exists():
         old = staging.with_name(staging.name + "-old")
         dest.rename(old); staging.rename(dest); shutil.rmtree(old)
-    else: staging.rename(dest)  # appears complete or not at all
+    else: staging.rename(dest)
     return dest
 
 # %% ../nbs/01_preprocess.ipynb #a421e7c2
