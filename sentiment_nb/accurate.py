@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 from .data import LABELS, PROJECT_DIR, TEMPORAL_HOLDOUT, temporal_split
 from .features import WORD_POLARITY
 from .models import sentiment_metrics
-from .preprocess import replace_directory
-from .pipeline import _write_temp, behaviour_summary, class_labels, file_sha256, load_pipeline, save_pipeline
+from .preprocess import _URL_RE, _USER_RE, NEGATIVE, POSITIVE, URL, USER, replace_directory
+from .pipeline import _write_temp, behaviour_summary, class_labels, data_files, load_pipeline, save_pipeline
 
 # %% auto #0
 __all__ = ['ACCURATE_MODEL', 'PLACEHOLDER_TEXT', 'BASE_MODEL', 'transformer_text', 'TransformerClassifier', 'padded_batch',
@@ -27,11 +27,9 @@ __all__ = ['ACCURATE_MODEL', 'PLACEHOLDER_TEXT', 'BASE_MODEL', 'transformer_text
            'train_accurate', 'save_accurate']
 
 # %% ../nbs/07_accurate.ipynb #7f3edb20
-_LINK, _HANDLE = re.compile(r"(?:https?://|www\.)\S+"), re.compile(r"@\w+")
-
 def transformer_text(text: str) -> str:
-    "A tweet as the transformer reads it: HTML entities decoded, every link `http`, every handle `@user`."
-    return _HANDLE.sub("@user", _LINK.sub("http", html.unescape(text)))
+    "A tweet as the transformer reads it: HTML entities decoded, every link `http`, every handle `@user` (found as the normalizer finds them)."
+    return _USER_RE.sub("@user", _URL_RE.sub("http", html.unescape(text)))
 
 # %% ../nbs/07_accurate.ipynb #2c96bfec
 _runtime_lock = threading.Lock()
@@ -110,7 +108,7 @@ def padded_batch(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
 ACCURATE_MODEL = PROJECT_DIR/"models"/"accurate"/"pipeline.pkl"
 
 # %% ../nbs/07_accurate.ipynb #7cffdab8
-PLACEHOLDER_TEXT = {"_emopos_": ":)", "_emoneg_": ":(", "_url_": "http", "_user_": "@user"}
+PLACEHOLDER_TEXT = {POSITIVE: ":)", NEGATIVE: ":(", URL: "http", USER: "@user"}
 
 def polarity_vocabulary(texts) -> list[str]:
     "The words to distil: every token of the normalized `texts` (negation and contrast marks removed) and WordNet's single-word lemmas."
@@ -227,7 +225,7 @@ def train_accurate(df: pd.DataFrame, # labelled tweets with `source` (the SemEva
     train, holdout = temporal_split(df)
     t0 = time.perf_counter()
     model = fine_tune(train.text, train.label, base_model_dir(), epochs=epochs, progress=progress)
-    training = {"rows": len(train), "files": [{"name": Path(p).name, "sha256": file_sha256(p)} for p in data_paths],
+    training = {"rows": len(train), "files": data_files(data_paths),
                 "epochs": epochs, "seconds": round(time.perf_counter() - t0, 1)}
     return save_accurate(model, holdout, out, training)
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .data import LABELS, DataFormatError, read_tweet_chunks
 from .features import LexiconFeatures
 from .models import sentiment_metrics
-from .pipeline import file_sha256, save_pipeline
+from .pipeline import data_files, save_pipeline
 from .preprocess import TweetNormalizer
 
 # %% auto #0
@@ -156,7 +156,7 @@ def train_out_of_core(paths, # labelled tweet file(s): Sentiment140 CSV, SemEval
             chunks, split = _validation_chunks(valid, shards, fmt, chunksize, random_state)
             fields["metrics"] = {**evaluate_chunks(pipeline, chunks), "split": split}
     fields["training_data"] = {"rows": sum(shards["label_counts"].values()), "label_counts": shards["label_counts"],
-                               "files": [{"name": Path(p).name, "sha256": file_sha256(p)} for p in paths]}
+                               "files": data_files(paths)}
     fields["recipe"] = {"out_of_core": True, "chunksize": chunksize, "shards": len(shards["shards"]), "epochs": epochs, "alpha": alpha}
     fields["train_seconds"] = round(time.perf_counter() - t0, 1)
     return save_pipeline(pipeline, out, **fields)

@@ -20,9 +20,10 @@ from .preprocess import tweet_list
 
 # %% auto #0
 __all__ = ['SHIPPED_MODEL', 'MANIFEST_LIBRARIES', 'default_model_path', 'manifest_path', 'train_pipeline', 'library_versions',
-           'class_labels', 'file_sha256', 'save_pipeline', 'ModelIntegrityError', 'read_manifest', 'load_pipeline',
-           'model_files', 'model_id', 'default_pipeline', 'predict_pipeline', 'text_cell', 'label_frame',
-           'freeze_long_lived', 'warm_and_freeze', 'validation_metrics', 'behaviour_summary', 'train_and_save']
+           'class_labels', 'data_files', 'file_sha256', 'save_pipeline', 'ModelIntegrityError', 'read_manifest',
+           'load_pipeline', 'model_files', 'model_id', 'default_pipeline', 'predict_pipeline', 'text_cell',
+           'label_frame', 'freeze_long_lived', 'warm_and_freeze', 'validation_metrics', 'behaviour_summary',
+           'train_and_save']
 
 # %% ../nbs/03_pipeline.ipynb #9b62a67e
 SHIPPED_MODEL = PROJECT_DIR/"models"/"pipeline.pkl"
@@ -62,6 +63,10 @@ def library_versions() -> dict[str, str]:
 def class_labels(pipeline) -> list[str]:
     "The labels a fitted classifier predicts, as plain `str`, in the order of its probability columns."
     return [str(c) for c in pipeline.classes_]
+
+def data_files(paths) -> list[dict]:
+    "The files a model was trained on, as its manifest records them: name and sha256."
+    return [{"name": Path(p).name, "sha256": file_sha256(p)} for p in paths]
 
 def file_sha256(path) -> str:
     "Hex sha256 of a file, read in 1 MiB blocks."
@@ -269,7 +274,7 @@ def train_and_save(df: pd.DataFrame, # labelled tweets (`text`, `label`, optiona
                    progress: bool = True,
                   ) -> dict:
     "Validate the recipe (temporal hold-out and random split), train on everything, check behaviour, save; returns the manifest."
-    fields = {"training_data": {"rows": len(df), "files": [{"name": Path(p).name, "sha256": file_sha256(p)} for p in data_paths]}}
+    fields = {"training_data": {"rows": len(df), "files": data_files(data_paths)}}
     if valid_size: fields["metrics"] = validation_metrics(df, valid_size, progress)
     t0 = time.perf_counter()
     model = train_pipeline(df.text, df.label, progress=progress)
