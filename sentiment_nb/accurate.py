@@ -17,14 +17,14 @@ from tqdm.auto import tqdm
 from .data import LABELS, PROJECT_DIR, TEMPORAL_HOLDOUT, temporal_split
 from .features import WORD_POLARITY
 from .models import sentiment_metrics
-from .preprocess import _URL_RE, _USER_RE, NEGATIVE, POSITIVE, URL, USER, replace_directory
-from .pipeline import _write_temp, behaviour_summary, class_labels, data_files, load_pipeline, save_pipeline
+from .preprocess import _URL_RE, _USER_RE, NEGATIVE, POSITIVE, URL, USER, has_negator, replace_directory
+from .pipeline import _write_temp, behaviour_summary, class_labels, data_files, load_pipeline, save_pipeline, train_pipeline
 
 # %% auto #0
 __all__ = ['ACCURATE_MODEL', 'PLACEHOLDER_TEXT', 'BASE_MODEL', 'transformer_text', 'TransformerClassifier', 'padded_batch',
-           'polarity_vocabulary', 'distil_word_polarity', 'write_word_polarity', 'build_word_polarity',
+           'NegationGate', 'polarity_vocabulary', 'distil_word_polarity', 'write_word_polarity', 'build_word_polarity',
            'base_model_dir', 'length_grouped_batches', 'fine_tune', 'export_int8_onnx', 'serving_tokenizer',
-           'train_accurate', 'save_accurate']
+           'train_accurate', 'save_accurate', 'gate_accurate']
 
 # %% ../nbs/07_accurate.ipynb #7f3edb20
 def transformer_text(text: str) -> str:
@@ -103,6 +103,38 @@ def padded_batch(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     ids, mask = np.zeros((len(sequences), width), np.int64), np.zeros((len(sequences), width), np.int64)
     for row, seq in enumerate(sequences): ids[row, :len(seq)], mask[row, :len(seq)] = seq, 1
     return ids, mask
+
+# %% ../nbs/07_accurate.ipynb #dfc87239
+class NegationGate(ClassifierMixin, BaseEstimator):
+    "The transformer's answer, except for tweets with a negator, which a fast pipeline answers; its files are attached by `load_pipeline`."
+    needed_files = TransformerClassifier.needed_files
+
+    def __init__(self, transformer: TransformerClassifier, # answers tweets without a negator
+                 fast: Pipeline, # a fitted fast pipeline with the same classes, answers tweets with one
+                ):
+        self.transformer, self.fast = transformer, fast
+
+    @property
+    def classes_(self) -> np.ndarray: return self.transformer.classes_
+
+    def fit(self, X, y=None):
+        raise NotImplementedError("a NegationGate is assembled from fitted models by save_accurate (make accurate), not by fit")
+
+    def __sklearn_is_fitted__(self) -> bool: return bool(getattr(self.transformer, "directory_", None))
+
+    def attach(self, directory) -> "NegationGate":
+        self.transformer.attach(directory)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        if class_labels(self.fast) != list(self.classes_): raise ValueError(f"fast pipeline classes {class_labels(self.fast)} != {list(self.classes_)}")
+        X = list(X)
+        negated, out = has_negator(X), np.zeros((len(X), len(self.classes_)))
+        for rows, model in ((~negated, self.transformer), (negated, self.fast)):
+            if rows.any(): out[rows] = model.predict_proba([X[i] for i in np.flatnonzero(rows)])
+        return out
+
+    def predict(self, X) -> np.ndarray: return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 # %% ../nbs/07_accurate.ipynb #7827d3c5
 ACCURATE_MODEL = PROJECT_DIR/"models"/"accurate"/"pipeline.pkl"
@@ -227,14 +259,16 @@ def train_accurate(df: pd.DataFrame, # labelled tweets with `source` (the SemEva
     model = fine_tune(train.text, train.label, base_model_dir(), epochs=epochs, progress=progress)
     training = {"rows": len(train), "files": data_files(data_paths),
                 "epochs": epochs, "seconds": round(time.perf_counter() - t0, 1)}
-    return save_accurate(model, holdout, out, training)
+    return save_accurate(model, train, holdout, out, training, progress)
 
 def save_accurate(model, # a fine-tuned sequence classifier (`fine_tune`)
+                  train: pd.DataFrame, # the labelled tweets it was trained on: the gate's fast pipeline learns from them
                   holdout: pd.DataFrame, # labelled tweets it was not trained on, scored for the manifest
                   out=ACCURATE_MODEL, # destination pickle; its folder is replaced as a whole
                   training: dict | None = None, # what it was trained on, for the manifest
+                  progress: bool = True,
                  ) -> dict:
-    "Export `model` to int8 ONNX beside its tokenizer and the base model's licence, score `holdout` and the behaviour suite, swap the folder in."
+    "Export `model` to int8 ONNX beside its tokenizer and the base model's licence, add the negation gate (`gate_accurate`), swap the folder in."
     out = Path(out); base = base_model_dir()
     out.parent.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent.parent, prefix=f".{out.parent.name}-"))
@@ -242,15 +276,29 @@ def save_accurate(model, # a fine-tuned sequence classifier (`fine_tune`)
         export_int8_onnx(model, staging/"model.onnx"); serving_tokenizer(base, staging/"tokenizer.json")
         for notice in ("LICENSE", "NOTICE"): shutil.copyfile(base/notice, staging/notice)
         staging.chmod(0o755)
-        pipeline, files = Pipeline([("classify", TransformerClassifier())]), TransformerClassifier.needed_files
-        save_pipeline(pipeline, staging/out.name, files=files)
-        scored = load_pipeline(staging/out.name)
-        metrics = {**sentiment_metrics(holdout.label, scored.predict(holdout.text.tolist())), "valid_rows": len(holdout),
-                   "split": f"temporal: trained on every source but {TEMPORAL_HOLDOUT}, scored on it"}
-        fields = {"name": "accurate", "base_model": {"name": BASE_MODEL, "license": "Apache-2.0"}, "metrics": metrics,
-                  "training_data": training or {}, "train_seconds": (training or {}).get("seconds"), "behaviour": behaviour_summary(scored)}
-        manifest = save_pipeline(pipeline, staging/out.name, files=files, **fields)
+        manifest = gate_accurate(staging/out.name, train, holdout, training, progress)
         replace_directory(staging, out.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True); raise
     return manifest
+
+def gate_accurate(path: Path, # the pickle to write, in a folder holding `model.onnx` and `tokenizer.json`
+                  train: pd.DataFrame, holdout: pd.DataFrame, # what the transformer was trained on; what it was not, to score
+                  training: dict | None = None, progress: bool = True,
+                 ) -> dict:
+    "Save the transformer alone, distil a fast pipeline from it on `train`, save both behind a `NegationGate`, score `holdout`; the manifest."
+    files = TransformerClassifier.needed_files
+    save_pipeline(Pipeline([("classify", TransformerClassifier())]), path, files=files)  # the teacher, verified like any model
+    from sentiment_nb.distillation import transfer_set  # distillation imports the pipeline module, as this one does
+    transfer = transfer_set(train.text, path, progress=progress)
+    fast = train_pipeline(train.text, train.label, transfer=transfer, progress=progress)
+    pipeline = Pipeline([("classify", NegationGate(TransformerClassifier(), fast))])
+    save_pipeline(pipeline, path, files=files)
+    scored = load_pipeline(path)
+    metrics = {**sentiment_metrics(holdout.label, scored.predict(holdout.text.tolist())), "valid_rows": len(holdout),
+               "split": f"temporal: trained on every source but {TEMPORAL_HOLDOUT}, scored on it"}
+    fields = {"name": "accurate", "base_model": {"name": BASE_MODEL, "license": "Apache-2.0"}, "metrics": metrics,
+              "negation_gate": {"share_of_holdout": round(float(has_negator(holdout.text).mean()), 4), "fast_rows": len(train),
+                                "fast_transfer_rows": len(transfer)},
+              "training_data": training or {}, "train_seconds": (training or {}).get("seconds"), "behaviour": behaviour_summary(scored)}
+    return save_pipeline(pipeline, path, files=files, **fields)

@@ -118,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="share of the random split reported beside the temporal hold-out in the manifest's metrics; 0 skips validation")
     t.add_argument("--out-of-core", action="store_true", help="stream the data in chunks (bounded memory; see the out-of-core notebook)")
     t.add_argument("--chunksize", type=int, default=100_000, help="rows per chunk with --out-of-core")
+    t.add_argument("--teacher", default=None, help="also learn from this model's labels of fragments of the training tweets "
+                                                    "(distillation; `make train` passes the shipped accurate tier, models/accurate/pipeline.pkl)")
     a = sub.add_parser("train-accurate", help="fine-tune the accurate tier (a transformer; needs the train_accurate extra: make accurate)")
     a.add_argument("data", nargs="*", help="the SemEval TSV, whose sources give the temporal hold-out (default: the shared corpus, as for train)")
     a.add_argument("--out", default="models/accurate/pipeline.pkl", help="model path; its folder is replaced as a whole")
@@ -160,11 +162,17 @@ def _train(a):
     from sentiment_nb.data import load_tweets, semeval_path
     data = a.data or [semeval_path()]
     if a.out_of_core:
+        if a.teacher: raise ValueError("--teacher needs the whole corpus in memory: drop --out-of-core, or --teacher")
         from sentiment_nb.out_of_core import train_out_of_core
         manifest = train_out_of_core(data, out, fmt=a.fmt, chunksize=a.chunksize, valid=a.valid_size or None)
     else:
         from sentiment_nb.pipeline import train_and_save
-        manifest = train_and_save(load_tweets(data, a.fmt), out, data_paths=data, valid_size=a.valid_size)
+        df = load_tweets(data, a.fmt)
+        transfer = None
+        if a.teacher:
+            from sentiment_nb.distillation import transfer_set
+            transfer = transfer_set(df.text, a.teacher)
+        manifest = train_and_save(df, out, data_paths=data, valid_size=a.valid_size, transfer=transfer)
     print(f"wrote {out} ({manifest['bytes'] / 1e6:.1f} MB, trained in {manifest['train_seconds']}s{_held_out(manifest)})", file=sys.stderr)
     return manifest
 

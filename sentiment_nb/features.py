@@ -199,7 +199,7 @@ def read_word_polarity(path=WORD_POLARITY) -> tuple[list[str], np.ndarray]:
     return [r[0] for r in rows], np.array([r[1:] for r in rows], dtype=np.float32).reshape(len(rows), 3)
 
 class DistilledPolarity(BaseEstimator, TransformerMixin):
-    "Dense scores of normalized tweets from word polarity distilled from the accurate tier, scaled to unit variance."
+    "Dense scores of normalized tweets from word polarity distilled from the accurate tier, centred and scaled to unit variance."
     def __init__(self, table=None): # a `read_word_polarity` file; default `WORD_POLARITY`
         self.table = table
 
@@ -215,11 +215,11 @@ class DistilledPolarity(BaseEstimator, TransformerMixin):
         self.polarity_ = (probs[rows, 2] - probs[rows, 0]).astype(np.float64) * factor
         self.neutral_ = probs[rows, 1].astype(np.float64)
         raw = self._raw(list(X))
-        self.scale_ = np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1.0)
+        self.mean_, self.scale_ = raw.mean(axis=0), np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1.0)
         return self
 
     def transform(self, X) -> sp.csr_matrix:
-        return sp.csr_matrix(self._raw(list(X)) / self.scale_)
+        return sp.csr_matrix((self._raw(list(X)) - self.mean_) / self.scale_)
 
     def _raw(self, X: list[str]) -> np.ndarray:
         ids, doc = _token_ids(X, self.vocabulary_)

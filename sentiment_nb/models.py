@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from .data import LABELS
-from .features import LexiconFeatures, NgramVectorizer, SparseUnion
+from .features import DistilledPolarity, LexiconFeatures, NgramVectorizer, SparseUnion
 from .preprocess import TweetNormalizer
 
 # %% auto #0
@@ -72,24 +72,27 @@ def best_offsets(log_proba: np.ndarray, y: np.ndarray, grid) -> tuple[np.ndarray
     return best, best_recall
 
 # %% ../nbs/02_models.ipynb #47c8cf23
-def sentiment_features() -> SparseUnion:
-    "TF-IDF word 1-2-grams (the commonest words weightless on their own) beside lexicon scores (VADER and TextBlob, intensifiers, contrast)."
-    return SparseUnion([("ngrams", NgramVectorizer(min_df=2, max_unigram_df=0.05)), ("lexicon", LexiconFeatures())])
+def sentiment_features(distilled: bool = True, # add the word polarity distilled from the accurate tier
+                      ) -> SparseUnion:
+    "TF-IDF word 1-2-grams (the commonest words weightless on their own) beside lexicon scores (VADER and TextBlob, intensifiers, contrast) and distilled word polarity."
+    return SparseUnion([("ngrams", NgramVectorizer(min_df=2, max_unigram_df=0.05)), ("lexicon", LexiconFeatures()),
+                        *([("distilled", DistilledPolarity())] if distilled else [])])
 
-def sentiment_classifier(C: float = 1.0) -> LogisticRegression:
+def sentiment_classifier(C: float = 4.0) -> LogisticRegression:
     "Class-balanced multinomial logistic regression, the shipped classifier."
     return LogisticRegression(C=C, class_weight="balanced", max_iter=3000, tol=1e-3)
 
-def build_pipeline(C: float = 1.0, # inverse regularisation strength of the logistic regression
+def build_pipeline(C: float = 4.0, # inverse regularisation strength of the logistic regression
+                   distilled: bool = True, # with `DistilledPolarity` features
                   ) -> Pipeline:
-    "The unfitted shipped pipeline: normalize → n-gram + lexicon features → class-balanced logistic regression."
-    return Pipeline([("normalize", TweetNormalizer()), ("features", sentiment_features()), ("classify", sentiment_classifier(C))])
+    "The unfitted shipped pipeline: normalize → n-gram, lexicon and distilled polarity features → class-balanced logistic regression."
+    return Pipeline([("normalize", TweetNormalizer()), ("features", sentiment_features(distilled)), ("classify", sentiment_classifier(C))])
 
 def previous_recipe() -> Pipeline:
     "The recipe shipped before the temporal hold-out: every token after a negator marked, VADER lexicon only, class offsets."
     features = SparseUnion([("ngrams", NgramVectorizer(min_df=2)), ("lexicon", LexiconFeatures("vader", modifiers=False))])
     return Pipeline([("normalize", TweetNormalizer(negation="all", contrast=False, mask_identity=False)), ("features", features),
-                     ("classify", MacroRecallClassifier(sentiment_classifier()))])
+                     ("classify", MacroRecallClassifier(sentiment_classifier(1.0)))])
 
 # %% ../nbs/02_models.ipynb #b3c6c1d6
 def tfidf_ngrams() -> NgramVectorizer:
@@ -116,12 +119,17 @@ class VaderClassifier(ClassifierMixin, BaseEstimator):
 def compare_models(candidates: dict, # name -> unfitted pipeline from raw tweet text to label
                    train: pd.DataFrame, valid: pd.DataFrame, # `text`/`label` frames: fit on `train`, score on `valid`
                    behaviour: bool = True, # also run the behaviour suite on each fitted candidate
+                   transfer: dict | None = None, # candidate name -> transfer set it also learns from (`03a_distillation`)
                   ) -> pd.DataFrame:
     "Fit each candidate on `train`, score it on `valid` (and the behaviour suite): one row of metrics per model."
     from sentiment_nb.behaviour import capability_summary, run_behaviour  # behaviour → pipeline → models
-    rows = {}
+    from sentiment_nb.pipeline import train_pipeline
+    rows, transfer = {}, transfer or {}
     for name, model in candidates.items():
-        t0 = time.perf_counter(); model.fit(train.text.tolist(), train.label.to_numpy()); fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if name in transfer: train_pipeline(train.text, train.label, model, transfer[name], progress=False)
+        else: model.fit(train.text.tolist(), train.label.to_numpy())
+        fit_s = time.perf_counter() - t0
         t0 = time.perf_counter(); pred = model.predict(valid.text.tolist()); pred_s = time.perf_counter() - t0
         rows[name] = {**sentiment_metrics(valid.label, pred), "fit_s": fit_s, "tweets_per_s": len(valid) / pred_s}
         if behaviour:

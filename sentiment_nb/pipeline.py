@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
@@ -37,18 +38,29 @@ def manifest_path(model_path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 # %% ../nbs/03_pipeline.ipynb #400e22b4
+def _stacked(a, b):
+    "Rows of `b` below rows of `a`: lists of normalized text, or feature matrices."
+    return a + b if isinstance(a, list) else sp.vstack([a, b]).tocsr()
+
 def train_pipeline(texts, labels, # raw tweets and their labels
                    pipeline: Pipeline | None = None, # unfitted pipeline; `build_pipeline()` by default
+                   transfer: pd.DataFrame | None = None, # teacher-labelled fragments (`of`, `text`, `label`), see `03a_distillation`
                    progress: bool = True, # show a progress bar over the pipeline's stages
                   ) -> Pipeline:
-    "Fit the sentiment pipeline on raw tweets."
+    "Fit the sentiment pipeline on raw tweets; with `transfer`, its classifier also learns the teacher's labels of their fragments."
     pipeline = pipeline or build_pipeline()
     X, y = list(texts), np.asarray(labels)
+    extra = None if transfer is None else transfer[transfer["of"].isin(set(X))]
+    extra_X = None if extra is None else extra["text"].tolist()
     with tqdm(total=len(pipeline.steps), desc="training", unit="step", disable=not progress) as bar:
         for name, step in pipeline.steps[:-1]:
-            bar.set_postfix_str(name); X = step.fit_transform(X, y); bar.update()
+            bar.set_postfix_str(name); X = step.fit_transform(X, y)
+            if extra is not None: extra_X = step.transform(extra_X)
+            bar.update()
+        if extra is not None: X, y = _stacked(X, extra_X), np.concatenate([y, extra["label"].to_numpy()])
         bar.set_postfix_str(pipeline.steps[-1][0]); pipeline.steps[-1][1].fit(X, y); bar.update()
     return pipeline
+
 
 # %% ../nbs/03_pipeline.ipynb #5878bf9c
 MANIFEST_LIBRARIES = ("scikit-learn", "numpy", "scipy", "nltk", "pandas", "vaderSentiment", "textblob", "onnxruntime", "tokenizers", "sentiment-nb")
@@ -246,6 +258,7 @@ def warm_and_freeze(pipeline: Pipeline) -> Pipeline:
 def validation_metrics(df: pd.DataFrame, # labelled tweets (`text`, `label`, optionally `source`)
                        valid_size: float = 0.2, # share of the random split
                        progress: bool = True,
+                       transfer: pd.DataFrame | None = None, # teacher-labelled fragments; each split uses those of its training tweets
                       ) -> dict:
     "The recipe's scores on the temporal hold-out (headline, when `df` has sources) and on a stratified random split."
     splits = {}
@@ -254,7 +267,7 @@ def validation_metrics(df: pd.DataFrame, # labelled tweets (`text`, `label`, opt
     splits["random"] = (*train_valid_split(df, valid_size), f"stratified {valid_size:.0%}, random_state 0")
     scores = {}
     for name, (train, valid, split) in splits.items():
-        model = train_pipeline(train.text, train.label, progress=progress)
+        model = train_pipeline(train.text, train.label, transfer=transfer, progress=progress)
         scores[name] = {**sentiment_metrics(valid.label, model.predict(valid.text.tolist())), "valid_rows": len(valid), "split": split}
     if "temporal" not in scores: return scores["random"]
     return {**scores["temporal"], "random_split": scores["random"]}
@@ -271,13 +284,15 @@ def train_and_save(df: pd.DataFrame, # labelled tweets (`text`, `label`, optiona
                    path=None, # destination pickle
                    data_paths=(), # files `df` came from, recorded in the manifest
                    valid_size: float = 0.2, # share held out for the random split; 0 skips validation
+                   transfer: pd.DataFrame | None = None, # teacher-labelled fragments of `df`'s tweets (`transfer_set`)
                    progress: bool = True,
                   ) -> dict:
     "Validate the recipe (temporal hold-out and random split), train on everything, check behaviour, save; returns the manifest."
     fields = {"training_data": {"rows": len(df), "files": data_files(data_paths)}}
-    if valid_size: fields["metrics"] = validation_metrics(df, valid_size, progress)
+    if transfer is not None: fields["distillation"] = {**transfer.attrs, "transfer_rows": int(transfer["of"].isin(set(df.text)).sum())}
+    if valid_size: fields["metrics"] = validation_metrics(df, valid_size, progress, transfer)
     t0 = time.perf_counter()
-    model = train_pipeline(df.text, df.label, progress=progress)
+    model = train_pipeline(df.text, df.label, transfer=transfer, progress=progress)
     fields["train_seconds"] = round(time.perf_counter() - t0, 1)
     fields["behaviour"] = behaviour_summary(model)
     return save_pipeline(model, path, **fields)

@@ -22,7 +22,7 @@ __all__ = ['DEBIAN_WORDNET', 'DEBIAN_LEXNAMES_MAN', 'NLTK_DATA_HELP', 'VADER_DIR
            'IDENTITY_TERMS', 'NEGATION_MODES', 'nltk_data_dir', 'wordnet_available', 'lexnames_from_man',
            'wordnet_from_debian', 'replace_directory', 'ensure_nltk_data', 'vader_lexicon', 'emoji_polarity',
            'textblob_lexicon', 'word_polarity', 'char_table', 'is_negator', 'mark_negation', 'mark_contrast',
-           'wordnet_lemmatizer', 'LemmaCache', 'tweet_list', 'CachesNotPickled', 'TweetNormalizer']
+           'wordnet_lemmatizer', 'LemmaCache', 'tweet_list', 'CachesNotPickled', 'TweetNormalizer', 'has_negator']
 
 # %% ../nbs/01_preprocess.ipynb #e9525d90
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
@@ -311,3 +311,10 @@ class TweetNormalizer(CachesNotPickled, BaseEstimator, TransformerMixin):
 
     @cached_property
     def _lemmas(self) -> dict[str, str]: return LemmaCache(self.mask_identity) if self.lemmatize else _IdentityMask()
+
+# %% ../nbs/01_preprocess.ipynb #18ba15fd
+_plain_tokens = TweetNormalizer(lemmatize=False, negation="off", contrast=False, mask_identity=False)
+
+def has_negator(texts) -> np.ndarray:
+    "Which tweets contain a negator (not, never, no, any n't …), in the normalizer's tokens."
+    return np.array([any(map(is_negator, t.split())) for t in _plain_tokens.transform(tweet_list(texts))], dtype=bool)
