@@ -71,9 +71,7 @@ def transfer_set(texts, # the tweets to be trained on
     if cached.exists():
         frame["label"] = pd.read_json(cached, lines=True, dtype={"label": str})["label"].to_numpy()
     else:
-        teacher = load_pipeline(teacher_path)
-        if "batch_size" in teacher.steps[-1][1].get_params(): teacher.steps[-1][1].set_params(batch_size=32)
-        frame["label"] = _teacher_labels(teacher, frame.text.tolist(), progress=progress)
+        frame["label"] = _teacher_labels(load_pipeline(teacher_path), frame.text.tolist(), progress=progress)
         data = frame[["label"]].to_json(orient="records", lines=True).encode()
         os.replace(_write_temp(cached, gzip.compress(data, mtime=0)), cached)
     frame.attrs.update(teacher=model_id(manifest), seed=seed, fragments_version=FRAGMENTS_VERSION)
