@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_distillation.ipynb #012fc18c
 from __future__ import annotations
-import gzip, hashlib, io, os, random
+import gzip, hashlib, os, random
 from pathlib import Path
 
 import numpy as np
