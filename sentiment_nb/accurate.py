@@ -289,7 +289,7 @@ def gate_accurate(path: Path, # the pickle to write, in a folder holding `model.
     "Save the transformer alone, distil a fast pipeline from it on `train`, save both behind a `NegationGate`, score `holdout`; the manifest."
     files = TransformerClassifier.needed_files
     save_pipeline(Pipeline([("classify", TransformerClassifier())]), path, files=files)  # the teacher, verified like any model
-    from sentiment_nb.distillation import transfer_set  # distillation imports the pipeline module, as this one does
+    from sentiment_nb.distillation import transfer_set  # distillation imports this module (its default teacher)
     transfer = transfer_set(train.text, path, progress=progress)
     fast = train_pipeline(train.text, train.label, transfer=transfer, progress=progress)
     pipeline = Pipeline([("classify", NegationGate(TransformerClassifier(), fast))])

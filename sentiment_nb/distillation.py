@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .accurate import ACCURATE_MODEL
 from .data import PROJECT_DIR
 from .preprocess import has_negator
 from .pipeline import _write_temp, class_labels, load_pipeline, model_id, read_manifest
@@ -61,7 +62,6 @@ def transfer_set(texts, # the tweets to be trained on
                  seed: int = 0, cache_dir=CACHE_DIR, progress: bool = True,
                 ) -> pd.DataFrame:
     "Fragments of `texts` (`of`, `text`) labelled by the teacher (`label`), cached by tweets, seed and teacher."
-    from sentiment_nb.accurate import ACCURATE_MODEL  # the accurate tier imports the pipeline, as this module does
     teacher_path = Path(teacher_path or ACCURATE_MODEL)
     manifest = read_manifest(teacher_path)
     frame = transfer_texts(texts, seed)
