@@ -139,9 +139,10 @@ def char_table() -> dict[int, str]:
 # %% ../nbs/01_preprocess.ipynb #8294532e
 _URL_RE = re.compile(r"(?:https?://|www\.)[^\s]+", re.I)
 _USER_RE = re.compile(r"@\w+")
-_EMOTICON_POS_RE = re.compile(r"(?<![\w:])(?:[:;=8][-^']?[)\]}dDpP*3>]|[(\[{][-^']?[:;=]|<3+|\^[_.-]?\^)(?!\w)")
-_EMOTICON_NEG_RE = re.compile(r"(?<![\w:])(?:[:;=][-']?[(\[{/\\|@]|[)\]}][-']?[:;=]|</3|[dD]:)(?![\w:])")
-_ELONGATION_RE = re.compile(r"([^\W\d_])\1{2,}")
+# each emoticon pattern opens with a lookahead for the characters one can start with: the scan skips every other one quickly
+_EMOTICON_POS_RE = re.compile(r"(?=[:;=8(\[{<^])(?<![\w:])(?:[:;=8][-^']?[)\]}dDpP*3>]|[(\[{][-^']?[:;=]|<3+|\^[_.-]?\^)(?!\w)")
+_EMOTICON_NEG_RE = re.compile(r"(?=[:;=)\]}<dD])(?<![\w:])(?:[:;=][-']?[(\[{/\\|@]|[)\]}][-']?[:;=]|</3|[dD]:)(?![\w:])")
+_ELONGATION_RE = re.compile(r"([^\W\d_])\1\1+")
 _TOKEN_RE = re.compile(r"\w+(?:'\w+)?|[^\s\w]")
 _NEGATORS = r"not|no|never|cannot|nobody|nothing|nowhere|neither|nor|none|\w+n't|dont|cant|wont|isnt|arent|wasnt|werent|didnt|doesnt|havent|hasnt|couldnt|shouldnt|wouldnt|aint"
 
@@ -150,7 +151,7 @@ def is_negator(token: str) -> bool:
     return token == "nope" or re.fullmatch(_NEGATORS, token) is not None
 _CONTRAST = r"but|however|although|though"
 # a negator's scope: to the next clause boundary or contrast word, skipping a parenthetical right after it ("not , i think , good")
-_NEGATION_RE = re.compile(rf"( ?)\b({_NEGATORS})\b( ,[^.,!?;:\n]*,)?((?:(?!\b(?:{_CONTRAST})\b)[^.,!?;:\n])*)")
+_NEGATION_RE = re.compile(rf"\b({_NEGATORS})\b( ,[^.,!?;:\n]*,)?((?:(?!\b(?:{_CONTRAST})\b)[^.,!?;:\n])*)")
 _CLAUSE_START = r"(?:^|(?<=[.!?;:\n]))"  # anchoring the lazy clause patterns below keeps them linear in the batch's length
 # a clause-final negator answering the clause before it: "… great , but it was not", "is it nice ? no"
 _ELLIPSIS_RE = re.compile(rf"{_CLAUSE_START}([^.!?;:\n]*?)( ,)? (but|\?) ((?:[\w']+ ){{0,3}}?)({_NEGATORS}|nope)(?= [.!]| ?\n| ?$)")
@@ -169,23 +170,35 @@ def _lines_with(marks: tuple, rewrite: Callable[[str], str], text: str) -> str:
     "`rewrite` applied only to the lines (tweets) of a batch that contain one of `marks`: most tweets contain none."
     return "\n".join(rewrite(line) if any(m in line for m in marks) else line for line in text.split("\n"))
 
+def _sub_with_space(pattern: re.Pattern, rewrite: Callable[[re.Match, str], str], text: str) -> str:
+    "`pattern.sub`, where `rewrite(match, space)` replaces the match and the space before it (`space` is that space or \"\")."
+    # the same as opening the pattern with " ?", which would double its scanning time: such a match can start anywhere
+    pieces, end = [], 0
+    for m in pattern.finditer(text):
+        before = text[end:m.start()]
+        space = " " if before.endswith(" ") else ""
+        pieces += (before[:len(before) - len(space)], rewrite(m, space))
+        end = m.end()
+    pieces.append(text[end:])
+    return "".join(pieces)
+
 _STANDALONE_NEGATORS = frozenset({"no", "nope", "never", "nothing", "nobody", "none"})  # mean something with nothing after them
 
 def mark_negation(text: str) -> str:
     "Append `_neg` to the sentiment words a negator applies to; keep the negator only where it negates a positive word."
     polar = word_polarity()
     def positive(words): return any(polar.get(w, 0) > 0 for w in words if w[:1] != "_")
-    def negate(m):
-        space, negator, aside, scope = m[1], m[2], m[3] or "", m[4]
+    def negate(m, space):
+        negator, aside, scope = m[1], m[2] or "", m[3]
         words = _WORD_RE.findall(scope)
-        if not words and _ANSWERING_RE.search(m.string, m.string.rfind("\n", 0, m.start()) + 1, m.end(1)): return m[0]  # see `answer`
+        if not words and _ANSWERING_RE.search(m.string, m.string.rfind("\n", 0, m.start()) + 1, m.start()): return space + m[0]  # see `answer`
         rest = aside + _mark(scope, polar, "_neg")
         if positive(words) or (not words and negator in _STANDALONE_NEGATORS): return space + negator + rest
         return rest if space else rest.lstrip(" ")
     def answer(m):  # "X , but it was not" / "X ? no": the negator denies X
         denied = _mark(m[1], polar, "_neg") + (m[2] or "") + f" {m[3]} {m[4]}"
         return denied + m[5] if positive(m[1].split(" ")) else denied.rstrip(" ")
-    text = _NEGATION_RE.sub(negate, text)
+    text = _sub_with_space(_NEGATION_RE, negate, text)
     return _lines_with(("but ", "?"), lambda line: _ELLIPSIS_RE.sub(answer, line), text)
 
 # %% ../nbs/01_preprocess.ipynb #f3694c1b
