@@ -182,6 +182,16 @@ def _sub_with_space(pattern: re.Pattern, rewrite: Callable[[re.Match, str], str]
     pieces.append(text[end:])
     return "".join(pieces)
 
+# verbs of expecting and saying: "i hoped the food would be awful , but it was not" denies the awful food, not the hope;
+# a question's answer still denies its main verb ("did you hope so ? no")
+_EXPECTATION_VERBS = frozenset("""think thought expect expected hope hoped wish wished assume assumed believe believed guess guessed
+    suppose supposed imagine imagined predict predicted promise promised claim claimed say said tell told fear feared worry worried
+    reckon reckoned""".split())
+
+def _denied_from(words: list[str]) -> int:
+    "Where the part of a clause an answering negator denies starts: after its last verb of expecting or saying, if one is followed by more."
+    return max((i + 1 for i, w in enumerate(words[:-1]) if w in _EXPECTATION_VERBS), default=0)
+
 _STANDALONE_NEGATORS = frozenset({"no", "nope", "never", "nothing", "nobody", "none"})  # mean something with nothing after them
 
 def mark_negation(text: str) -> str:
@@ -195,9 +205,11 @@ def mark_negation(text: str) -> str:
         rest = aside + _mark(scope, polar, "_neg")
         if positive(words) or (not words and negator in _STANDALONE_NEGATORS): return space + negator + rest
         return rest if space else rest.lstrip(" ")
-    def answer(m):  # "X , but it was not" / "X ? no": the negator denies X
-        denied = _mark(m[1], polar, "_neg") + (m[2] or "") + f" {m[3]} {m[4]}"
-        return denied + m[5] if positive(m[1].split(" ")) else denied.rstrip(" ")
+    def answer(m):  # "X , but it was not" / "X ? no": the negator denies X; after "but", what X expected ("i thought X , but …")
+        words = m[1].split(" "); start = _denied_from(words) if m[3] == "but" else 0
+        clause = " ".join(words[:start] + [_mark(" ".join(words[start:]), polar, "_neg")])
+        denied = clause + (m[2] or "") + f" {m[3]} {m[4]}"
+        return denied + m[5] if positive(words[start:]) else denied.rstrip(" ")
     text = _sub_with_space(_NEGATION_RE, negate, text)
     return _lines_with(("but ", "?"), lambda line: _ELLIPSIS_RE.sub(answer, line), text)
 
