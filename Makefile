@@ -108,7 +108,7 @@ RECORD := $(BIN)/python -m bench.record
 bench: ## accuracy, throughput, latency and training time of the pipeline, against its targets
 	$(RECORD) pipeline $(BIN)/python -m bench.bench_pipeline
 
-bench-http: ## HTTP throughput, latency, memory, start-up: gunicorn vs the Flask dev server (wrk)
+bench-http: ## HTTP throughput, latency, memory, start-up: gunicorn vs the Flask dev server, /metrics on vs METRICS=0 (wrk)
 	$(RECORD) http $(BIN)/python -m bench.bench_http
 
 bench-scale: venv ## Dask scoring (1 vs 2 workers), out-of-core vs full-batch training, peak memory, recall (~1 h)

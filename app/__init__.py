@@ -10,6 +10,7 @@ from sentiment_nb.pipeline import freeze_long_lived
 
 from .config import load_settings
 from .errors import install_error_handler
+from .metrics import install_metrics
 from .model import load_served_model
 from .openapi import build_openapi
 from .requestlog import install_request_log
@@ -28,8 +29,11 @@ def create_app(config: dict | None = None,  # settings that win over the environ
     freeze_long_lived()  # full collections stop pausing requests to re-scan the model, forked workers stop copying its pages
     app.extensions["sentiment_model"] = served
     app.extensions["openapi"] = build_openapi(settings["MAX_CONTENT_LENGTH"], settings["MAX_TEXT_LENGTH"],
-                                              settings["MAX_BATCH_SIZE"], list(served.manifest["labels"]))
+                                              settings["MAX_BATCH_SIZE"], list(served.manifest["labels"]),
+                                              metrics=settings["METRICS"])
     install_request_log(app)
+    if settings["METRICS"]:
+        install_metrics(app, served.manifest)
     install_error_handler(app)
     app.after_request(forbid_content_sniffing)
     app.register_blueprint(api)

@@ -5,13 +5,45 @@ WEB_CONCURRENCY     worker processes (default 2: one per core; prediction is CPU
 THREADS             threads per worker (default 4: slow clients and keep-alive do not block a worker)
 TIMEOUT             seconds a worker may stay silent before the master kills and replaces it (default 30)
 GRACEFUL_TIMEOUT    seconds in-flight requests get to finish after SIGTERM (default 30)
+TMPDIR              where the private folder of /metrics' per-worker files is made (default /tmp; /dev/shm if none is writable)
 """
+import atexit
 import ctypes
 import json
 import os
+import shutil
+import tempfile
 import uuid
 
 from gunicorn import util
+
+# prometheus_client's multiprocess mode: each worker writes its metrics to files in PROMETHEUS_MULTIPROC_DIR and
+# /metrics adds up those of every worker, live or replaced. prometheus_client reads the variable once, when imported,
+# and the app imports it in this master (preload_app), so it is set here, when gunicorn reads its settings: always a
+# fresh private folder (mkdtemp: mode 0700), whatever the environment said, so no stale counts from an earlier run.
+METRICS_DIR_OWNER = "SENTIMENT_NB_METRICS_DIR_PID"  # the master that made the folder, which removes it when it exits
+
+
+def make_metrics_dir() -> None:
+    """Create this master's private PROMETHEUS_MULTIPROC_DIR, once: a SIGHUP re-reads this file, and the loaded app
+    keeps counting in the folder it started with. Removed when the master exits, start-up failures included."""
+    if os.environ.get(METRICS_DIR_OWNER) == str(os.getpid()):
+        return
+    try:
+        folder = tempfile.mkdtemp(prefix="sentiment-nb-metrics-")
+    except OSError:  # a read-only container without a tmpfs at /tmp: RAM-backed /dev/shm, as for the heartbeat files
+        folder = tempfile.mkdtemp(prefix="sentiment-nb-metrics-", dir="/dev/shm")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    os.environ[METRICS_DIR_OWNER] = str(os.getpid())
+    atexit.register(remove_metrics_dir, folder, os.getpid())
+
+
+def remove_metrics_dir(folder: str, master: int) -> None:
+    if os.getpid() == master:  # forked workers inherit this handler and also leave through sys.exit
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+make_metrics_dir()
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -39,6 +71,20 @@ def when_ready(server):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to trim this way
         pass
+
+
+def post_worker_init(worker):
+    """In each new worker, once it is ready to serve: count it among /metrics' live workers."""
+    from app.metrics import count_worker  # loaded with the app by then
+
+    count_worker(worker.wsgi)
+
+
+def child_exit(server, worker):
+    """In the master, after a worker exited, however it died: it leaves the live-worker count; its counts stay in the sums."""
+    from prometheus_client import multiprocess  # imported by the app after PROMETHEUS_MULTIPROC_DIR was set
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:

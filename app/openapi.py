@@ -20,7 +20,9 @@ def error_response(description: str, codes: dict[str, str]) -> dict:
                                     {"error": {"code": first, "message": codes[first], "request_id": "4f1c2a9e0b7d4c3e8a61f0d2b5c7e9a1"}})}
 
 
-def build_openapi(max_content_length: int, max_text_length: int, max_batch_size: int, labels: list[str]) -> dict:
+def build_openapi(max_content_length: int, max_text_length: int, max_batch_size: int, labels: list[str],
+                  metrics: bool = True,  # the METRICS setting: whether /metrics is served
+                  ) -> dict:
     text = {"type": "string", "maxLength": max_text_length, "pattern": r"^[^\u0000]*$",
             "description": f"a tweet: at most {max_text_length} characters, no NUL characters or unpaired surrogates"}
     schemas = {
@@ -118,6 +120,12 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
         "/openapi.json": get("This document", {"description": "OpenAPI 3.1", "content": json_content({"type": "object"})}),
         "/": get("Demo page", {"description": "a self-contained HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}),
     }
+    if metrics:
+        exposition = {"schema": {"type": "string"}}
+        paths["/metrics"] = get("Prometheus metrics, added up over all workers", {
+            "description": ("requests by endpoint, method and status; latency by endpoint; predictions by label; batch sizes; "
+                            "the served model; live workers. Prometheus text format, or OpenMetrics when the Accept header asks for it"),
+            "content": {"text/plain": exposition, "application/openmetrics-text": exposition}})
     return {
         "openapi": "3.1.0",
         "info": {

@@ -22,6 +22,7 @@ def predict():
     g.texts = parsed.texts
     served = served_model()
     predictions = served.predict(parsed.texts)
+    g.predictions, g.batch = predictions, parsed.batch  # for the metrics, counted once the answer is known to be a success
     response = jsonify({"predictions": predictions} if parsed.batch else predictions[0])
     response.headers["X-Model"] = served.model_id
     return response

@@ -5,6 +5,8 @@
 Each repeat starts each server afresh on a free 127.0.0.1 port (time to /health 200), warms it up, then wrk (Debian's)
 drives POST /predict with bench/post_bodies.lua: single tweets over 16 connections, then 1,000-tweet batches.
 Memory is read from /proc after the load. Request bodies are synthetic tweets made here, never the corpus.
+Both servers collect the /metrics numbers (the default); gunicorn runs a third time with METRICS=0, which turns
+collection off, so the cost of metrics is measured: at most 10% of single-tweet requests/s (issue 14).
 Then the accurate tier (models/accurate/, SENTIMENT_MODEL) behind gunicorn: single tweets over 8 connections, batches of 64.
 Medians over the repeats go to tables on stdout and to bench-results/http.json.
 """
@@ -135,6 +137,20 @@ def accurate_table(medians: dict) -> str:
     return "\n".join(lines)
 
 
+METRICS_COST_LIMIT = 0.10  # of single-tweet requests/s
+
+
+def metrics_cost_table(on: dict, off: dict) -> str:
+    """gunicorn with /metrics collection (the default) against METRICS=0: what counting every request costs."""
+    lines = ["| metric | /metrics on (default) | METRICS=0 | cost of metrics | target met |", "|---|---:|---:|---:|---|"]
+    for key, label, limit in [("single_rps", "single tweet: requests/s (16 connections)", METRICS_COST_LIMIT),
+                              ("batch_tweets_per_s", "batch of 1,000: tweets/s (4 connections)", None)]:
+        cost = 1 - on[key] / off[key] if off[key] else 0.0
+        verdict = "" if limit is None else (f"yes (≤ {limit:.0%})" if cost <= limit else f"**no** (> {limit:.0%})")
+        lines.append(f"| {label} | {on[key]:,.1f} | {off[key]:,.1f} | {cost:.1%} | {verdict} |")
+    return "\n".join(lines)
+
+
 def table(medians: dict[str, dict]) -> str:
     g, d = medians["gunicorn"], medians["flask dev server"]
     lines = ["| metric | target | gunicorn | Flask dev server | gunicorn ÷ dev | target met |", "|---|---|---:|---:|---:|---|"]
@@ -152,7 +168,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: `make setup` installs it (Debian package wrk)")
-    runs: dict[str, list[dict]] = {name: [] for name in [*SERVERS, ACCURATE]}
+    runs: dict[str, list[dict]] = {name: [] for name in [*SERVERS, METRICS_OFF, ACCURATE]}
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         bodies = write_bodies(Path(tmp))
         accurate_bodies = write_bodies(Path(tmp), ACCURATE_BATCH_SIZE)
@@ -160,6 +176,8 @@ def main() -> None:
             for name in SERVERS:  # interleaved, so drift in machine load hits both alike
                 runs[name].append(measure_once(name, bodies, args.duration, Path(tmp)))
                 report(repeat, args.repeats, name, runs[name][-1])
+            runs[METRICS_OFF].append(measure_once(METRICS_OFF, bodies, args.duration, Path(tmp), {"METRICS": "0"}))
+            report(repeat, args.repeats, METRICS_OFF, runs[METRICS_OFF][-1])
             runs[ACCURATE].append(measure_once(ACCURATE, accurate_bodies, args.duration, Path(tmp), {"SENTIMENT_MODEL": str(ACCURATE_MODEL)},
                                                (ACCURATE_SINGLE_CONNECTIONS, ACCURATE_BATCH_CONNECTIONS), ACCURATE_BATCH_SIZE))
             report(repeat, args.repeats, ACCURATE, runs[ACCURATE][-1])
@@ -171,11 +189,14 @@ def main() -> None:
                                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2) + "\n", encoding="utf-8")
     print(f"\nPOST /predict on 127.0.0.1, wrk -t2, {args.duration:g} s per run, median of {args.repeats} fresh starts\n")
     print(table(medians))
+    print("\nThe cost of /metrics: gunicorn as above, and again with METRICS=0 (no collection), same runs\n")
+    print(metrics_cost_table(medians["gunicorn"], medians[METRICS_OFF]))
     print(f"\nThe accurate tier (SENTIMENT_MODEL={ACCURATE_MODEL.relative_to(ROOT)}) behind gunicorn, same runs\n")
     print(accurate_table(medians[ACCURATE]))
 
 
 ACCURATE = "gunicorn, accurate tier"
+METRICS_OFF = "gunicorn, METRICS=0"
 
 
 def report(repeat: int, repeats: int, name: str, run: dict) -> None:

@@ -1,5 +1,6 @@
 """What the process-level tests share, and the benchmarks reuse: our own tweets and the files they come in, copies of a
-model to break, the `sentiment-nb` console script as a subprocess, and the real servers on a free loopback port.
+model to break, the `sentiment-nb` console script as a subprocess, the real servers on a free loopback port and their
+/metrics parsed.
 
 The pytest fixtures built on these live in tests/conftest.py. Library contracts are tested in the notebooks, with
 their own examples; nothing here is part of the installed package.
@@ -114,6 +115,14 @@ def get_status(url: str, timeout: float = 2) -> int | None:
         return err.code
     except OSError:
         return None
+
+
+def metric_samples(exposition: str) -> dict[tuple[str, frozenset], float]:
+    """A /metrics answer parsed by prometheus_client's own parser: (sample name, its labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(exposition) for sample in family.samples}
 
 
 @dataclass

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import metric_samples
+
 IMAGE = os.environ.get("SENTIMENT_NB_IMAGE")
 pytestmark = [
     pytest.mark.skipif(not IMAGE, reason="image tests run through `make docker-test` (needs a Docker engine)"),
@@ -243,6 +245,24 @@ def test_a_corrupt_mounted_model_stops_start_up_with_a_clear_message(start, mode
         time.sleep(0.2)
     assert inspect(container.id, ".State.ExitCode") != 0
     assert "cannot serve the model /models/pipeline.pkl" in container.logs()
+
+
+@pytest.mark.parametrize("run_args", [("--read-only", "--tmpfs", "/tmp"), ("--read-only",)], ids=["tmpfs-tmp", "no-writable-tmp"])
+def test_metrics_add_up_both_workers_in_a_read_only_container(start, run_args):
+    """The multiprocess folder is made by the non-root user in /tmp, else (nothing writable there) in /dev/shm."""
+    container = start(*run_args)
+    container.wait_ready()
+    for text in (POSITIVE_TWEET, NEGATIVE_TWEET, POSITIVE_TWEET):
+        assert http("POST", container.url + "/predict", {"text": text})[0] == 200
+    with urllib.request.urlopen(container.url + "/metrics", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        samples = metric_samples(response.read().decode())
+    assert sum(v for (name, _), v in samples.items() if name == "sentiment_predictions_total") == 3
+    assert samples[("sentiment_workers", frozenset())] == 2
+    manifest = json.loads((REPO / "models" / "pipeline.json").read_text())
+    (model,) = [dict(labels) for name, labels in samples if name == "sentiment_model_info"]
+    assert model["sha256"] == manifest["sha256"]
+    assert all(uid != 0 for uid in container.process_uids().values())
 
 
 # Asked from inside a container without a network: its own loopback, on its own PORT; prints the model and the label.
