@@ -4,6 +4,8 @@ import logging
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from sentiment_nb.pipeline import NotExplainable
+
 from .requestlog import request_id
 
 log = logging.getLogger("app.errors")
@@ -60,6 +62,8 @@ def handle_any_exception(err: Exception) -> Response:
         response = error_response(api_error.status, api_error.code, api_error.message)
         response.headers.extend((k, v) for k, v in err.get_headers() if k.lower() != "content-type")  # e.g. Allow on 405
         return response
+    if isinstance(err, NotExplainable):
+        return error_response(400, "explain_unsupported", f"{err}; send the request without \"explain\"")
     if isinstance(err, ApiError):
         return error_response(err.status, err.code, err.message)
     log.exception("unhandled exception", extra={"fields": {"request_id": request_id(), "path": request.path}})

@@ -2,7 +2,8 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from sentiment_nb.pipeline import default_model_path, load_pipeline, model_id, predict_pipeline, read_manifest
+from sentiment_nb.pipeline import (NotExplainable, default_model_path, explain_pipeline, linear_classifier, load_pipeline, model_id,
+                                   predict_pipeline, read_manifest)
 
 from .coalesce import Coalescer
 from .config import StartupError
@@ -41,11 +42,20 @@ class ServedModel:
         """Predictions for `texts`; single tweets share pipeline calls with concurrent requests."""
         return self.coalescer.predict(texts) if len(texts) == 1 else self.predict_now(texts)
 
+    def explain(self, texts: list[str]) -> list[dict]:
+        """Predictions for `texts` with their explanations; `NotExplainable` (a 400) for a model that is not linear."""
+        return explain_pipeline(texts, pipeline=self.pipeline)
+
     def warm_up(self) -> None:
         """Predict once end to end, so lazy initialisation happens before clients arrive, not in their requests."""
         labels = {p["label"] for p in self.predict_now(WARM_UP_TEXTS)}
         if not labels <= set(self.manifest["labels"]):
             raise ValueError(f"the model predicts {sorted(labels)}, its manifest lists {self.manifest['labels']}")
+        try:
+            linear_classifier(self.pipeline)
+        except NotExplainable:
+            return
+        self.explain(WARM_UP_TEXTS[:1])  # builds the feature names once, before gunicorn forks its workers
 
 
 def load_served_model(path: str | None = None,  # the pickled pipeline; None: the core's default (shipped) model

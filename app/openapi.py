@@ -25,11 +25,15 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
                   ) -> dict:
     text = {"type": "string", "maxLength": max_text_length, "pattern": r"^[^\u0000]*$",
             "description": f"a tweet: at most {max_text_length} characters, no NUL characters or unpaired surrogates"}
+    explain = {"type": "boolean", "default": False,
+               "description": ("true: each prediction also carries an `explanation`. Only the linear fast model can be explained "
+                               "exactly; a service serving another model answers 400 `explain_unsupported`")}
     schemas = {
         "SingleRequest": {"type": "object", "required": ["text"], "additionalProperties": False,
-                          "properties": {"text": text}},
+                          "properties": {"text": text, "explain": explain}},
         "BatchRequest": {"type": "object", "required": ["texts"], "additionalProperties": False,
-                         "properties": {"texts": {"type": "array", "items": text, "minItems": 1, "maxItems": max_batch_size}}},
+                         "properties": {"texts": {"type": "array", "items": text, "minItems": 1, "maxItems": max_batch_size},
+                                        "explain": explain}},
         "Prediction": {
             "type": "object", "required": ["text", "label", "pred", "probabilities"],
             "properties": {
@@ -39,7 +43,23 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
                          "description": f"index of `label` in {labels}"},
                 "probabilities": {"type": "object", "required": labels, "additionalProperties": False,
                                   "properties": {label: {"type": "number", "minimum": 0, "maximum": 1} for label in labels}},
+                "explanation": {
+                    "type": "array", "minItems": 1, "items": ref("schemas", "ExplanationPart"),
+                    "description": ("only with `\"explain\": true`. What pushed the tweet toward `label`: up to 8 features, largest "
+                                    "absolute weight first; then `(N other features)`, the sum of the rest, when any were left out; "
+                                    "last `(intercept)`. A feature's weight is its value times (the label's coefficient minus the mean "
+                                    "coefficient of the other labels), so the weights add up exactly to the label's margin: its score "
+                                    "minus the mean score of the other labels, i.e. log p(label) minus the mean log-probability of the "
+                                    "others. Positive: toward `label`; negative: away from it")},
             },
+        },
+        "ExplanationPart": {
+            "type": "object", "required": ["feature", "weight"], "additionalProperties": False,
+            "properties": {"feature": {"type": "string", "description": ("as a person reads it: a word or word pair of the normalized "
+                                                                         "tweet (`not … good`: negated; `good … but`: before a contrast; "
+                                                                         "`:)`, `:(`, `URL`, `@user`: placeholders), a lexicon score "
+                                                                         "(`lexicon: sum of valence`), `(N other features)` or `(intercept)`")},
+                           "weight": {"type": "number", "description": "its part of the label's margin"}},
         },
         "BatchPredictions": {"type": "object", "required": ["predictions"],
                              "properties": {"predictions": {"type": "array", "items": ref("schemas", "Prediction"),
@@ -66,12 +86,13 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
             "invalid_body": "the JSON is not an object",
             "missing_field": 'neither "text" nor "texts" was sent',
             "conflicting_fields": 'both "text" and "texts" were sent',
-            "unknown_field": 'a field other than "text" or "texts" was sent',
-            "invalid_type": '"text" is not a string, or "texts" is not an array of strings',
+            "unknown_field": 'a field other than "text", "texts" or "explain" was sent',
+            "invalid_type": '"text" is not a string, "texts" is not an array of strings, or "explain" is not a boolean',
             "invalid_text": "a text contains a NUL character or an unpaired surrogate",
             "empty_batch": '"texts" is an empty array',
             "unreadable_body": "the body's framing is broken (e.g. malformed chunked encoding)",
             "bad_request": "the request could not be read (e.g. the client hung up mid-body)",
+            "explain_unsupported": '"explain" is true but the served model is not linear (the accurate tier): its predictions cannot be split exactly into parts per feature',
         }),
         "PayloadTooLarge": error_response("The request is over a configured limit.", {
             "payload_too_large": f"the body is over MAX_CONTENT_LENGTH ({max_content_length} bytes)",
@@ -98,7 +119,7 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
                           "probabilities": {label: round(1 / len(labels), 3) for label in labels}}
     paths = {
         "/predict": {"post": {
-            "summary": "Classify one tweet (`text`) or a batch (`texts`)",
+            "summary": "Classify one tweet (`text`) or a batch (`texts`); with `\"explain\": true`, say why",
             "requestBody": {"required": True, "content": json_content(
                 {"oneOf": [ref("schemas", "SingleRequest"), ref("schemas", "BatchRequest")]},
                 {"text": "loving the sunshine today :)"})},

@@ -21,7 +21,7 @@ def predict():
     parsed = parse_predict_request(request, config["MAX_TEXT_LENGTH"], config["MAX_BATCH_SIZE"])
     g.texts = parsed.texts
     served = served_model()
-    predictions = served.predict(parsed.texts)
+    predictions = served.explain(parsed.texts) if parsed.explain else served.predict(parsed.texts)
     g.predictions, g.batch = predictions, parsed.batch  # for the metrics, counted once the answer is known to be a success
     response = jsonify({"predictions": predictions} if parsed.batch else predictions[0])
     response.headers["X-Model"] = served.model_id

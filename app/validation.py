@@ -17,6 +17,7 @@ UNSERVABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 class PredictRequest:
     texts: list[str]
     batch: bool  # the client sent `texts` and gets `{"predictions": [...]}` back
+    explain: bool = False  # each prediction also says what pushed it toward its label
 
 
 def json_type(value: Any) -> str:
@@ -84,18 +85,25 @@ def check_batch(value: Any, max_batch_size: int, max_length: int) -> list[str]:
     return [check_text(text, f"texts[{i}]", max_length) for i, text in enumerate(value)]
 
 
+def check_explain(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ApiError(400, "invalid_type", f"explain must be true or false, got {json_type(value)}")
+    return value
+
+
 def parse_predict_request(request: Request, max_text_length: int, max_batch_size: int) -> PredictRequest:
-    """The texts to classify from a `{"text": ...}` or `{"texts": [...]}` body."""
+    """The texts to classify from a `{"text": ...}` or `{"texts": [...]}` body, optionally with `"explain": true`."""
     body = read_json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", f'the body must be a JSON object with "text" or "texts", got {json_type(body)}')
-    unknown = sorted(set(body) - {"text", "texts"})
+    unknown = sorted(set(body) - {"text", "texts", "explain"})
     if unknown:
-        raise ApiError(400, "unknown_field", f'unknown field {unknown[0][:40]!r}; send "text" or "texts"')
+        raise ApiError(400, "unknown_field", f'unknown field {unknown[0][:40]!r}; send "text" or "texts", and optionally "explain"')
     if "text" in body and "texts" in body:
         raise ApiError(400, "conflicting_fields", 'send either "text" or "texts", not both')
+    explain = check_explain(body.get("explain", False))
     if "text" in body:
-        return PredictRequest([check_text(body["text"], "text", max_text_length)], batch=False)
+        return PredictRequest([check_text(body["text"], "text", max_text_length)], batch=False, explain=explain)
     if "texts" in body:
-        return PredictRequest(check_batch(body["texts"], max_batch_size, max_text_length), batch=True)
+        return PredictRequest(check_batch(body["texts"], max_batch_size, max_text_length), batch=True, explain=explain)
     raise ApiError(400, "missing_field", 'the body has neither "text" nor "texts"')

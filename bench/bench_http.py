@@ -7,6 +7,8 @@ drives POST /predict with bench/post_bodies.lua: single tweets over 16 connectio
 Memory is read from /proc after the load. Request bodies are synthetic tweets made here, never the corpus.
 Both servers collect the /metrics numbers (the default); gunicorn runs a third time with METRICS=0, which turns
 collection off, so the cost of metrics is measured: at most 10% of single-tweet requests/s (issue 14).
+gunicorn's default run also answers single tweets with `"explain": true`, so the cost of an explanation is measured:
+its median latency at most 2× a plain request's (issue 14).
 Then the accurate tier (models/accurate/, SENTIMENT_MODEL) behind gunicorn: single tweets over 8 connections, batches of 64.
 Medians over the repeats go to tables on stdout and to bench-results/http.json.
 """
@@ -54,6 +56,13 @@ def write_bodies(folder: Path, batch_size: int = BATCH_SIZE) -> tuple[Path, Path
     return single, batch
 
 
+def write_explain_bodies(folder: Path) -> Path:
+    """The same 500 single-tweet bodies as `write_bodies`, each asking for an explanation."""
+    explain = folder / "single-explain.jsonl"
+    explain.write_text("".join(json.dumps({"text": t, "explain": True}) + "\n" for t in synthetic_tweets(500)), encoding="utf-8")
+    return explain
+
+
 def run_wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict:
     """wrk's results as post_bodies.lua prints them (latencies in µs)."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA), url, "--", str(bodies)]
@@ -77,13 +86,15 @@ def serving_processes(server: Server) -> list[int]:
 
 
 def measure_once(name: str, bodies: tuple[Path, Path], seconds: int, log_dir: Path, env: dict | None = None,
-                 connections: tuple[int, int] = (SINGLE_CONNECTIONS, BATCH_CONNECTIONS), batch_size: int = BATCH_SIZE) -> dict:
+                 connections: tuple[int, int] = (SINGLE_CONNECTIONS, BATCH_CONNECTIONS), batch_size: int = BATCH_SIZE,
+                 explain_bodies: Path | None = None) -> dict:
     server = start_server(SERVERS.get(name, gunicorn_command)(), log_dir / f"{name.replace(' ', '-')}.log", env=env)
     try:
         url = server.url + "/predict"
         run_wrk(url, bodies[0], connections[0], 2)  # warm-up: connections, caches, branch predictors
         single = run_wrk(url, bodies[0], connections[0], seconds)
         batch = run_wrk(url, bodies[1], connections[1], seconds)
+        explain = run_wrk(url, explain_bodies, connections[0], seconds) if explain_bodies else None
         memory = [process_memory_mb(pid) for pid in serving_processes(server)]
     finally:
         server.stop()
@@ -99,7 +110,12 @@ def measure_once(name: str, bodies: tuple[Path, Path], seconds: int, log_dir: Pa
         "pss_mb_per_worker": max(m["pss"] for m in memory),
         "processes": len(memory),
         "seconds_to_ready": server.seconds_to_ready,
-    }
+    } | ({} if explain is None else explain_figures(explain))
+
+
+def explain_figures(explain: dict) -> dict:
+    return {"explain_rps": explain["requests"] / (explain["duration_us"] / 1e6), "explain_p50_ms": explain["latency_us"]["p50"] / 1000,
+            "explain_p99_ms": explain["latency_us"]["p99"] / 1000, "explain_errors": sum(explain["errors"].values())}
 
 
 ROWS = [  # key, label, target, is the target met
@@ -138,6 +154,19 @@ def accurate_table(medians: dict) -> str:
 
 
 METRICS_COST_LIMIT = 0.10  # of single-tweet requests/s
+EXPLAIN_LATENCY_LIMIT = 2.0  # an explained single tweet's median latency, in plain requests' median latencies
+
+
+def explain_cost_table(g: dict) -> str:
+    """gunicorn's single tweets, plain and with `"explain": true`, over the same connections."""
+    lines = ["| single tweet (16 connections) | plain | explain | explain ÷ plain | target met |", "|---|---:|---:|---:|---|"]
+    for key, label, limit in [("p50_ms", "p50 latency, ms", EXPLAIN_LATENCY_LIMIT), ("p99_ms", "p99 latency, ms", None),
+                              ("rps", "requests/s", None), ("errors", "errors", None)]:
+        plain, explain = g[f"single_{key}"], g[f"explain_{key}"]
+        ratio = explain / plain if plain else 0.0
+        verdict = "" if limit is None else (f"yes (≤ {limit:g}×)" if ratio <= limit else f"**no** (> {limit:g}×)")
+        lines.append(f"| {label} | {plain:,.2f} | {explain:,.2f} | {ratio:.2f}× | {verdict} |")
+    return "\n".join(lines)
 
 
 def metrics_cost_table(on: dict, off: dict) -> str:
@@ -172,9 +201,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         bodies = write_bodies(Path(tmp))
         accurate_bodies = write_bodies(Path(tmp), ACCURATE_BATCH_SIZE)
+        explain_bodies = write_explain_bodies(Path(tmp))
         for repeat in range(args.repeats):
             for name in SERVERS:  # interleaved, so drift in machine load hits both alike
-                runs[name].append(measure_once(name, bodies, args.duration, Path(tmp)))
+                runs[name].append(measure_once(name, bodies, args.duration, Path(tmp),
+                                               explain_bodies=explain_bodies if name == "gunicorn" else None))
                 report(repeat, args.repeats, name, runs[name][-1])
             runs[METRICS_OFF].append(measure_once(METRICS_OFF, bodies, args.duration, Path(tmp), {"METRICS": "0"}))
             report(repeat, args.repeats, METRICS_OFF, runs[METRICS_OFF][-1])
@@ -191,6 +222,8 @@ def main() -> None:
     print(table(medians))
     print("\nThe cost of /metrics: gunicorn as above, and again with METRICS=0 (no collection), same runs\n")
     print(metrics_cost_table(medians["gunicorn"], medians[METRICS_OFF]))
+    print("\nThe cost of an explanation: gunicorn's single tweets as above, and again with \"explain\": true, same runs\n")
+    print(explain_cost_table(medians["gunicorn"]))
     print(f"\nThe accurate tier (SENTIMENT_MODEL={ACCURATE_MODEL.relative_to(ROOT)}) behind gunicorn, same runs\n")
     print(accurate_table(medians[ACCURATE]))
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_pipeline.ipynb #2e46320e
 from __future__ import annotations
-import gc, hashlib, json, os, pickle, platform, tempfile, threading, time, warnings
+import gc, hashlib, json, os, pickle, platform, tempfile, threading, time, warnings, weakref
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -12,19 +12,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
 from .data import PROJECT_DIR, TEMPORAL_HOLDOUT, temporal_split, train_valid_split
 from .models import build_pipeline, sentiment_metrics
-from .preprocess import tweet_list
+from .features import NgramVectorizer, SparseUnion
+from .preprocess import NEGATIVE, POSITIVE, URL, USER, is_negator, tweet_list
 
 # %% auto #0
-__all__ = ['SHIPPED_MODEL', 'MANIFEST_LIBRARIES', 'default_model_path', 'manifest_path', 'train_pipeline', 'library_versions',
-           'class_labels', 'data_files', 'file_sha256', 'save_pipeline', 'ModelIntegrityError', 'read_manifest',
-           'load_pipeline', 'model_files', 'model_id', 'default_pipeline', 'predict_pipeline', 'text_cell',
-           'label_frame', 'freeze_long_lived', 'warm_and_freeze', 'validation_metrics', 'behaviour_summary',
-           'train_and_save']
+__all__ = ['SHIPPED_MODEL', 'MANIFEST_LIBRARIES', 'PLACEHOLDER_SYMBOLS', 'DENSE_FEATURE_NAMES', 'INTERCEPT_FEATURE',
+           'default_model_path', 'manifest_path', 'train_pipeline', 'library_versions', 'class_labels', 'data_files',
+           'file_sha256', 'save_pipeline', 'ModelIntegrityError', 'read_manifest', 'load_pipeline', 'model_files',
+           'model_id', 'default_pipeline', 'predict_pipeline', 'text_cell', 'label_frame', 'freeze_long_lived',
+           'warm_and_freeze', 'validation_metrics', 'behaviour_summary', 'train_and_save', 'NotExplainable',
+           'linear_classifier', 'readable_ngram', 'readable_feature_names', 'feature_names', 'explain_pipeline']
 
 # %% ../nbs/03_pipeline.ipynb #9b62a67e
 SHIPPED_MODEL = PROJECT_DIR/"models"/"pipeline.pkl"
@@ -210,18 +213,21 @@ def default_pipeline() -> Pipeline:
         if path not in _default_cache: _default_cache[path] = load_pipeline(path)
         return _default_cache[path]
 
+def _tweet_list(texts) -> list[str]: return tweet_list([texts] if isinstance(texts, str) else texts)  # the normalizer's check, before any work
+
+def _predictions(texts: list[str], labels: list[str], proba: np.ndarray) -> list[dict]:
+    preds = proba.argmax(axis=1).tolist()
+    return [{"text": t, "label": labels[p], "pred": p, "probabilities": dict(zip(labels, row))}
+            for t, p, row in zip(texts, preds, proba.round(6).tolist())]
+
 def predict_pipeline(texts, # a tweet or a list of tweets
                      pipeline: Pipeline | None = None, # fitted pipeline (default: `default_pipeline()`)
                     ) -> list[dict]:
     "Label tweets: a list of `{'text', 'label', 'pred', 'probabilities'}` dicts, one per tweet, in order."
-    texts = tweet_list([texts] if isinstance(texts, str) else texts)  # the normalizer's check, before any work
+    texts = _tweet_list(texts)
     if not texts: return []
     pipeline = pipeline or default_pipeline()
-    labels = class_labels(pipeline)
-    proba = pipeline.predict_proba(texts)
-    preds = proba.argmax(axis=1).tolist()
-    return [{"text": t, "label": labels[p], "pred": p, "probabilities": dict(zip(labels, row))}
-            for t, p, row in zip(texts, preds, proba.round(6).tolist())]
+    return _predictions(texts, class_labels(pipeline), pipeline.predict_proba(texts))
 
 # %% ../nbs/03_pipeline.ipynb #7d11280b
 def text_cell(cell) -> str:
@@ -296,3 +302,97 @@ def train_and_save(df: pd.DataFrame, # labelled tweets (`text`, `label`, optiona
     fields["train_seconds"] = round(time.perf_counter() - t0, 1)
     fields["behaviour"] = behaviour_summary(model)
     return save_pipeline(model, path, **fields)
+
+# %% ../nbs/03_pipeline.ipynb #3ecd3dbe
+class NotExplainable(ValueError):
+    "An explanation was asked of a pipeline whose prediction does not split exactly into parts per feature."
+
+def linear_classifier(pipeline: Pipeline) -> LogisticRegression:
+    "The fitted `LogisticRegression` that ends `pipeline`, whose scores are sums over features; else `NotExplainable`."
+    final = pipeline.steps[-1][1] if isinstance(pipeline, Pipeline) else pipeline
+    if not (isinstance(pipeline, Pipeline) and len(pipeline.steps) > 1 and isinstance(final, LogisticRegression)
+            and final.coef_.shape[0] == len(final.classes_)):
+        raise NotExplainable(f"explanations are exact only for the linear fast model; this model's classifier is {type(final).__name__}")
+    return final
+
+# %% ../nbs/03_pipeline.ipynb #938b8771
+PLACEHOLDER_SYMBOLS = {POSITIVE: ":)", NEGATIVE: ":(", URL: "URL", USER: "@user"}
+
+def readable_ngram(ngram: str, # normalized tokens separated by spaces, as `NgramVectorizer` names its features
+                  ) -> str:
+    "An n-gram as a person reads it: placeholders as symbols, `good_neg` as 'not … good', `good_pre` (before a *but*) as 'good … but'."
+    words, negated, before_but = [], False, False
+    for token in ngram.split(" "):
+        if token in PLACEHOLDER_SYMBOLS: words.append(PLACEHOLDER_SYMBOLS[token]); continue
+        if token[:1] != "_" and token.endswith("_pre") and len(token) > 4: token, before_but = token[:-4], True
+        if token[:1] != "_" and token.endswith("_neg") and len(token) > 4: token, negated = token[:-4], True
+        words.append(token)
+    text = " ".join(words)
+    if negated and not is_negator(words[0]): text = f"not … {text}"  # the negator itself was dropped, or lies further back
+    return f"{text} … but" if before_but else text
+
+# %% ../nbs/03_pipeline.ipynb #b3585db6
+DENSE_FEATURE_NAMES = {
+    "lex_pos": "lexicon: sum of positive valence", "lex_neg": "lexicon: sum of negative valence", "lex_sum": "lexicon: sum of valence",
+    "lex_max": "lexicon: most positive word", "lex_min": "lexicon: most negative word", "lex_last": "lexicon: last sentiment word",
+    "n_exclaim": "lexicon: number of !", "n_question": "lexicon: number of ?", "lex_after_contrast": "lexicon: valence after a contrast",
+    "no_sentiment_word": "lexicon: no sentiment word", "n_positive_words": "lexicon: number of positive words",
+    "n_negative_words": "lexicon: number of negative words",
+    "distilled_sum": "distilled polarity: sum", "distilled_max": "distilled polarity: most positive word",
+    "distilled_min": "distilled polarity: most negative word", "distilled_last": "distilled polarity: last known word",
+    "n_distilled_positive": "distilled polarity: clearly positive words", "n_distilled_negative": "distilled polarity: clearly negative words",
+    "distilled_mean_neutral": "distilled polarity: mean neutral probability", "sqrt_n_distilled": "distilled polarity: √ known words",
+}
+
+def readable_feature_names(features, # the fitted step before the classifier: a `SparseUnion` or any transformer with `get_feature_names_out`
+                          ) -> list[str]:
+    "The name of each column `features` outputs, as a person reads it: n-grams by `readable_ngram`, dense scores by `DENSE_FEATURE_NAMES`."
+    parts = features.transformer_list if isinstance(features, SparseUnion) else [("", features)]
+    names = []
+    for name, t in parts:
+        raw = t.get_feature_names_out()
+        if isinstance(t, NgramVectorizer): names += map(readable_ngram, raw)
+        else: names += [DENSE_FEATURE_NAMES.get(f) or (f"{name}: {f}" if name else str(f)) for f in raw]
+    return names
+
+# %% ../nbs/03_pipeline.ipynb #2ab114b3
+INTERCEPT_FEATURE = "(intercept)"
+_names_lock = threading.Lock()
+_names_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline → readable feature names: 0.1 s to build, so once
+
+def feature_names(pipeline: Pipeline) -> list[str]:
+    "`readable_feature_names` of the step before `pipeline`'s classifier, built once per pipeline."
+    with _names_lock:
+        if pipeline not in _names_cache: _names_cache[pipeline] = readable_feature_names(pipeline.steps[-2][1])
+        return _names_cache[pipeline]
+
+def _explanation(weights: np.ndarray, columns: np.ndarray, names: list[str], top: int, intercept: float) -> list[dict]:
+    "One tweet's parts: up to `top` features, largest first; one line for the rest; the intercept. They add up to the margin."
+    order = sorted(np.flatnonzero(weights).tolist(), key=lambda i: (-abs(weights[i]), columns[i]))
+    shown, rest = order[:top], order[top:]
+    parts = [{"feature": names[columns[i]], "weight": float(weights[i])} for i in shown]
+    if rest: parts.append({"feature": f"({len(rest)} other features)", "weight": float(weights[rest].sum())})
+    return parts + [{"feature": INTERCEPT_FEATURE, "weight": float(intercept)}]
+
+def explain_pipeline(texts, # a tweet or a list of tweets
+                     pipeline: Pipeline | None = None, # fitted pipeline ending in a `LogisticRegression` (default: `default_pipeline()`)
+                     top: int = 8, # most features listed per tweet, by absolute weight; the rest share one line
+                    ) -> list[dict]:
+    "`predict_pipeline`'s dicts, each with an `explanation`: what each feature added to the predicted class's margin, exactly."
+    if isinstance(top, bool) or not isinstance(top, int) or top < 0: raise ValueError(f"top must be an int >= 0, got {top!r}")
+    texts = _tweet_list(texts)
+    if not texts: return []
+    pipeline = pipeline or default_pipeline()
+    classifier = linear_classifier(pipeline)
+    X = texts
+    for _, step in pipeline.steps[:-1]: X = step.transform(X)  # what `Pipeline.predict_proba` does, keeping the features
+    X = sp.csr_matrix(X)
+    predictions = _predictions(texts, class_labels(pipeline), classifier.predict_proba(X))
+    coef, intercept, names = classifier.coef_, classifier.intercept_, feature_names(pipeline)
+    for i, p in enumerate(predictions):
+        c, row = p["pred"], slice(X.indptr[i], X.indptr[i + 1])
+        columns = X.indices[row]
+        others = np.delete(coef[:, columns], c, axis=0).mean(axis=0)  # only this tweet's columns: the full matrix is 117,000 wide
+        p["explanation"] = _explanation(X.data[row] * (coef[c, columns] - others), columns, names, top,
+                                        intercept[c] - np.delete(intercept, c).mean())
+    return predictions

@@ -1,6 +1,7 @@
 """The accurate tier, selected where users select a model: gunicorn with SENTIMENT_MODEL, the CLI's and the Dask engine's --model."""
 import json
 import shutil
+import urllib.error
 import urllib.request
 
 import pandas as pd
@@ -50,6 +51,16 @@ def test_the_api_serves_the_accurate_model_and_says_so(accurate_gunicorn, accura
     headers, manifest = get(accurate_gunicorn.url + "/model")
     assert headers["X-Model"] == expected and manifest["name"] == "accurate"
     assert {f["name"] for f in manifest["files"]} == {"model.onnx", "tokenizer.json"}
+
+
+def test_the_api_refuses_to_explain_the_accurate_model(accurate_gunicorn):
+    request = urllib.request.Request(accurate_gunicorn.url + "/predict", json.dumps({"text": "not bad at all :)", "explain": True}).encode(),
+                                     {"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == 400
+    error = json.loads(refused.value.read())["error"]
+    assert error["code"] == "explain_unsupported" and "exact only for the linear fast model" in error["message"], error
 
 
 def test_the_default_api_still_serves_the_fast_model(service_gunicorn):

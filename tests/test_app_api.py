@@ -132,6 +132,42 @@ def test_unicode_text_comes_back_unchanged(service_client):
     assert "🤩".encode() in response.get_data()  # sent as UTF-8, not \u escapes
 
 
+def check_explanation(explained: dict, plain: dict, pipeline):
+    """`explain` adds the library's explanation to the very prediction a plain request gets."""
+    from sentiment_nb.pipeline import explain_pipeline
+
+    assert list(explained) == [*plain, "explanation"]
+    assert {k: explained[k] for k in plain} == plain
+    assert explained["explanation"] == explain_pipeline(plain["text"], pipeline)[0]["explanation"]
+    assert explained["explanation"][-1]["feature"] == "(intercept)"
+
+
+def test_explain_adds_an_explanation_to_single_and_batch_predictions(service_app, service_client, openapi_checker):
+    pipeline = service_app.extensions["sentiment_model"].pipeline
+    single = service_client.post("/predict", json={"text": POSITIVE, "explain": True})
+    assert single.status_code == 200
+    openapi_checker.check("POST", "/predict", single)
+    check_explanation(single.get_json(), service_client.post("/predict", json={"text": POSITIVE}).get_json(), pipeline)
+    texts = [POSITIVE, NEGATIVE, NEUTRAL]
+    batch = service_client.post("/predict", json={"texts": texts, "explain": True})
+    assert batch.status_code == 200
+    openapi_checker.check("POST", "/predict", batch)
+    plain = service_client.post("/predict", json={"texts": texts}).get_json()["predictions"]
+    for explained, prediction in zip(batch.get_json()["predictions"], plain, strict=True):
+        check_explanation(explained, prediction, pipeline)
+    assert "explanation" not in service_client.post("/predict", json={"text": POSITIVE, "explain": False}).get_json()
+
+
+def test_explain_with_a_model_that_is_not_linear_is_a_clear_400(service_app, service_client, openapi_checker, monkeypatch):
+    from sklearn.pipeline import Pipeline
+    from sklearn.tree import DecisionTreeClassifier
+
+    monkeypatch.setattr(service_app.extensions["sentiment_model"], "pipeline", Pipeline([("classify", DecisionTreeClassifier())]))
+    response = service_client.post("/predict", json={"texts": [POSITIVE], "explain": True})
+    assert_error(response, 400, "explain_unsupported", "explanations are exact only for the linear fast model")
+    openapi_checker.check("POST", "/predict", response)
+
+
 # ---- every error class ------------------------------------------------------------------------------------------
 
 BAD_BODIES = [  # (case, body, content type, status, code, the message names)
@@ -160,6 +196,10 @@ BAD_BODIES = [  # (case, body, content type, status, code, the message names)
     ("texts holds null", b'{"texts": [null]}', JSON, 400, "invalid_type", "texts[0]"),
     ("texts holds a list", b'{"texts": ["a", "b", ["c"]]}', JSON, 400, "invalid_type", "texts[2]"),
     ("texts holds an object", b'{"texts": [{"text": "hi"}]}', JSON, 400, "invalid_type", "texts[0]"),
+    ("explain is a string", b'{"text": "a", "explain": "true"}', JSON, 400, "invalid_type", "explain must be true or false, got string"),
+    ("explain is a number", b'{"texts": ["a"], "explain": 1}', JSON, 400, "invalid_type", "explain must be true or false, got number"),
+    ("explain is null", b'{"text": "a", "explain": null}', JSON, 400, "invalid_type", "got null"),
+    ("explain without a text", b'{"explain": true}', JSON, 400, "missing_field", "text"),
     ("empty batch", b'{"texts": []}', JSON, 400, "empty_batch", "empty"),
     ("NUL in text", b'{"text": "a\\u0000b"}', JSON, 400, "invalid_text", "NUL"),
     ("NUL in a batch item", b'{"texts": ["fine", "bad\\u0000"]}', JSON, 400, "invalid_text", "texts[1]"),

@@ -31,7 +31,7 @@ def browser_page():
             browser.close()
 
 
-def test_demo_page_predicts_a_typed_tweet_and_a_batch(service_gunicorn, browser_page):
+def test_demo_page_predicts_a_typed_tweet_explains_it_and_a_batch(service_gunicorn, served_model_path, browser_page):
     page = browser_page
     requested, console_errors = [], []
     page.on("request", lambda request: requested.append(request.url))
@@ -44,6 +44,27 @@ def test_demo_page_predicts_a_typed_tweet_and_a_batch(service_gunicorn, browser_
     assert page.text_content("#label") == "positive"
     assert page.locator("#probabilities .fill").count() == 3
     assert page.locator("#model-info").text_content().startswith("model ")
+
+    # the explanation: the library's parts in a table, the tweet's words that pushed it marked with a sign as well as a colour
+    from sentiment_nb.pipeline import explain_pipeline, load_pipeline
+
+    expected = explain_pipeline(POSITIVE, load_pipeline(served_model_path))[0]["explanation"]
+    page.wait_for_selector("#explanation:not([hidden])")
+    rows = page.locator("#parts tbody tr")
+    assert [rows.nth(i).locator("td").first.text_content() for i in range(rows.count())] == [p["feature"] for p in expected]
+    assert "pushed toward positive" in page.text_content("#legend") and "pushed away from positive" in page.text_content("#legend")
+    marks = page.locator("#highlighted mark")
+    assert marks.count() >= 1
+    for i in range(marks.count()):
+        mark = marks.nth(i)
+        sign = mark.locator("sup").text_content()
+        assert sign in ("+", "\u2212") and mark.get_attribute("title")
+        assert ("toward" in mark.get_attribute("class")) == (sign == "+")
+        assert mark.text_content().removesuffix(sign) in POSITIVE.split()
+    as_typed = [p for p in expected if p["feature"] in POSITIVE.split()]  # single words the normalizer left as they were typed
+    assert as_typed, f"pick a tweet whose explanation names one of its words: {expected}"
+    for part in as_typed:
+        assert page.locator(f"#highlighted mark.{'toward' if part['weight'] > 0 else 'against'}", has_text=part["feature"]).count() == 1
 
     page.fill("#batch-texts", "\n".join(BATCH))
     page.click("#predict-batch")

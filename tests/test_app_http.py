@@ -57,6 +57,15 @@ def test_gunicorn_serves_single_and_batch_predictions(service_gunicorn):
         assert requests.get(service_gunicorn.url + path, timeout=10).status_code == 200, path
 
 
+def test_gunicorn_explains_what_it_predicts(service_gunicorn, served_model_path):
+    from sentiment_nb.pipeline import explain_pipeline, load_pipeline
+
+    explained = post_json(service_gunicorn, {"texts": [POSITIVE, NEGATIVE], "explain": True})
+    assert explained.status_code == 200
+    assert explained.json()["predictions"] == explain_pipeline([POSITIVE, NEGATIVE], load_pipeline(served_model_path))
+    assert_json_error(post_json(service_gunicorn, {"text": POSITIVE, "explain": "yes"}), 400, "invalid_type")
+
+
 def test_gunicorn_became_ready_quickly(service_gunicorn):
     assert service_gunicorn.seconds_to_ready < 30  # the 10 s target is measured by `make bench-http`
 

@@ -59,6 +59,20 @@ def test_check_fails_a_model_that_misses_the_behaviour_targets(tmp_path):
     assert r.stderr.startswith("sentiment-nb check: error: the model misses "), r.stderr
 
 
+def test_explain_prints_a_table_per_tweet_that_matches_the_library(shipped):
+    from sentiment_nb.accurate import ACCURATE_MODEL
+    from sentiment_nb.cli import explanation_table
+    from sentiment_nb.pipeline import explain_pipeline
+
+    texts = [POSITIVE[0], NEGATIVE[0]]
+    r = run("explain", *texts, "--top", "4")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "\n\n".join(map(explanation_table, explain_pipeline(texts, load_pipeline(shipped), top=4))) + "\n"
+    r = run("explain", POSITIVE[0], "--model", ACCURATE_MODEL)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("sentiment-nb explain: error: explanations are exact only for the linear fast model"), r.stderr
+
+
 def test_predict_csv_keeps_columns_and_matches_the_library(tmp_path, shipped):
     src = tmp_path / "in.csv"
     texts = POSITIVE + NEGATIVE

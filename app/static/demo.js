@@ -48,7 +48,84 @@ function renderPrediction(prediction) {
     return [element("span", "name", name), track, element("span", "pct", percent(p))];
   });
   $("probabilities").replaceChildren(...rows);
+  if (prediction.explanation) renderExplanation(prediction);
   $("result").hidden = false;
+}
+
+// An explanation line that is a score of the whole tweet ("lexicon: sum of valence"), not words of it: in n-grams a ":" is a token of its own.
+const isScore = (feature) => /\S: /.test(feature);
+const isSummary = (feature) => /^\((intercept|\d+ other features)\)$/.test(feature);
+const signed = (weight) => `${weight >= 0 ? "+" : "−"}${Math.abs(weight).toFixed(3)}`;
+
+// The words of an n-gram as the explanation shows it: "not … good" is the word "good", negated.
+function ngramWords(feature) {
+  return feature.replace(/^not … /, "").replace(/ … but$/, "").split(" ");
+}
+
+// How a piece of the typed tweet appears in the features: lower case, no surrounding punctuation, placeholders as the API names them.
+function wordKey(piece) {
+  if (/^@\w/.test(piece)) return "@user";
+  if (/^(https?:\/\/|www\.)/i.test(piece)) return "URL";
+  if (/^[:;=8][-^']?[)\]}dDpP*3>]$/.test(piece)) return ":)";
+  if (/^[:;=][-']?[(\[{/\\|@]$/.test(piece)) return ":(";
+  return piece.toLowerCase().replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}']+$/gu, "").replace(/^#/, "");
+}
+
+// word → [total weight of the n-grams it is part of, those n-grams as "feature +weight" lines]
+function wordWeights(explanation) {
+  const weights = new Map();
+  for (const { feature, weight } of explanation) {
+    if (isScore(feature) || isSummary(feature)) continue;
+    for (const word of new Set(ngramWords(feature))) {
+      const [total, lines] = weights.get(word) || [0, []];
+      weights.set(word, [total + weight, [...lines, `${feature} ${signed(weight)}`]]);
+    }
+  }
+  return weights;
+}
+
+function legendMark(className, sign, text) {
+  const mark = element("mark", className, text);
+  mark.append(element("sup", "", sign));
+  return mark;
+}
+
+function renderExplanation(prediction) {
+  const label = prediction.label;
+  $("legend").replaceChildren(legendMark(`toward ${label}`, "+", `pushed toward ${label}`),
+                              legendMark("against", "−", `pushed away from ${label}, toward the others`));
+  const weights = wordWeights(prediction.explanation);
+  const pieces = prediction.text.split(/(\s+)/).map((piece) => {
+    const key = wordKey(piece);
+    const found = weights.get(key) || (key.endsWith("s") ? weights.get(key.slice(0, -1)) : undefined);  // "photos": the lemma "photo"
+    if (!piece.trim() || !found || found[0] === 0) return document.createTextNode(piece);
+    const [total, lines] = found;
+    const mark = legendMark(total > 0 ? `toward ${label}` : "against", total > 0 ? "+" : "−", piece);
+    mark.title = lines.join("\n");
+    return mark;
+  });
+  $("highlighted").replaceChildren(...pieces);
+  const rows = prediction.explanation.map(({ feature, weight }) => {
+    const row = element("tr");
+    row.append(element("td", "", feature), element("td", "weight", signed(weight)));
+    return row;
+  });
+  $("parts").tBodies[0].replaceChildren(...rows);
+  $("explanation").hidden = false;
+}
+
+// The single tweet with its explanation; a model that cannot explain (the accurate tier) is asked again without.
+async function predictExplained(text) {
+  $("explanation").hidden = true;
+  $("no-explanation").hidden = true;
+  try {
+    return await callApi("/predict", { text, explain: true });
+  } catch (err) {
+    if (err.code !== "explain_unsupported") throw err;
+    $("no-explanation").textContent = err.message;
+    $("no-explanation").hidden = false;
+    return callApi("/predict", { text });
+  }
 }
 
 function renderBatch(predictions) {
@@ -109,7 +186,7 @@ async function showModelInfo() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("single-form").addEventListener("submit", (event) =>
-    submit(event, $("predict"), async () => renderPrediction(await callApi("/predict", { text: $("text").value }))));
+    submit(event, $("predict"), async () => renderPrediction(await predictExplained($("text").value))));
   $("batch-form").addEventListener("submit", (event) =>
     submit(event, $("predict-batch"), async () => renderBatch((await callApi("/predict", { texts: batchTexts() })).predictions)));
   $("text").addEventListener("input", () => { $("text-count").textContent = `${$("text").value.length} characters`; });
