@@ -26,9 +26,11 @@ class ServedModel:
     manifest: dict
     path: str
     coalescer: Coalescer = field(init=False)
+    explain_coalescer: Coalescer = field(init=False)
 
     def __post_init__(self):
         self.coalescer = Coalescer(self.predict_now)
+        self.explain_coalescer = Coalescer(self.explain_now)
 
     @property
     def model_id(self) -> str:
@@ -42,9 +44,12 @@ class ServedModel:
         """Predictions for `texts`; single tweets share pipeline calls with concurrent requests."""
         return self.coalescer.predict(texts) if len(texts) == 1 else self.predict_now(texts)
 
-    def explain(self, texts: list[str]) -> list[dict]:
-        """Predictions for `texts` with their explanations; `NotExplainable` (a 400) for a model that is not linear."""
+    def explain_now(self, texts: list[str]) -> list[dict]:
         return explain_pipeline(texts, pipeline=self.pipeline)
+
+    def explain(self, texts: list[str]) -> list[dict]:
+        """`predict` with explanations, single tweets coalesced the same way; `NotExplainable` (a 400) for a model that is not linear."""
+        return self.explain_coalescer.predict(texts) if len(texts) == 1 else self.explain_now(texts)
 
     def warm_up(self) -> None:
         """Predict once end to end, so lazy initialisation happens before clients arrive, not in their requests."""
@@ -55,7 +60,7 @@ class ServedModel:
             linear_classifier(self.pipeline)
         except NotExplainable:
             return
-        self.explain(WARM_UP_TEXTS[:1])  # builds the feature names once, before gunicorn forks its workers
+        self.explain_now(WARM_UP_TEXTS[:1])  # builds the feature names once, before gunicorn forks its workers
 
 
 def load_served_model(path: str | None = None,  # the pickled pipeline; None: the core's default (shipped) model
