@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 
 .PHONY: help setup apt-deps venv nltk-data \
-        export clean-nbs readme sync-check \
+        export clean-nbs nbs-outputs readme sync-check \
         test test-nbs test-py \
         serve dev-serve \
         train accurate word-polarity behaviour \
@@ -50,6 +50,13 @@ export: ## notebooks -> sentiment_nb/
 
 clean-nbs: ## strip metadata from notebooks (outputs are kept)
 	$(BIN)/nbdev_clean
+
+# NB=nbs/02_models.ipynb runs one notebook; the default is all of them (about N minutes on 2 cores).
+NB ?=
+nbs-outputs: venv ## run the notebooks on the full data in the project's kernel and save their outputs (NB=path for one)
+	$(BIN)/python tools/run_nbs.py $(NB)
+	$(BIN)/nbdev_clean
+	$(BIN)/python tools/nb2readme.py nbs/index.ipynb README.md
 
 readme: ## nbs/index.ipynb -> README.md
 	$(BIN)/python tools/nb2readme.py nbs/index.ipynb README.md
