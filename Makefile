@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 
 .PHONY: help setup apt-deps venv nltk-data \
-        export clean-nbs nbs-outputs readme sync-check \
+        export clean-nbs nbs-outputs readme sync-check docs docs-serve \
         test test-nbs test-py \
         serve dev-serve \
         train accurate word-polarity behaviour \
@@ -66,6 +66,13 @@ sync-check: ## fail if export, clean or readme would change a tracked file, or r
 	@changed=$$(git status --porcelain -- sentiment_nb nbs README.md); \
 	if [ -n "$$changed" ]; then echo "out of sync with the notebooks:"; echo "$$changed"; git --no-pager diff --stat; exit 1; fi
 	$(BIN)/ruff check sentiment_nb app tests bench tools
+
+docs: ## build the offline docs site into _docs/ (nbconvert, no Quarto)
+	$(BIN)/python tools/build_docs.py
+
+DOCS_PORT ?= 8000
+docs-serve: docs ## build the site, then serve _docs/ on 127.0.0.1 (port DOCS_PORT, default 8000)
+	$(BIN)/python -m http.server $(DOCS_PORT) --bind 127.0.0.1 --directory _docs
 
 ##@ Test
 test: test-nbs test-py ## run every notebook (small subsets) and the pytest suite

@@ -2,8 +2,8 @@
 
 d = { 'settings': { 'branch': 'main',
                 'doc_baseurl': '/sentiment-nb',
-                'doc_host': 'https://example.invalid',
-                'git_url': 'https://example.invalid/sentiment-nb',
+                'doc_host': 'https://sentiment-nb.github.io',
+                'git_url': 'https://github.com/sentiment-nb/sentiment-nb',
                 'lib_path': 'sentiment_nb'},
   'syms': { 'sentiment_nb.accurate': { 'sentiment_nb.accurate.NegationGate': ('accurate.html#negationgate', 'sentiment_nb/accurate.py'),
                                        'sentiment_nb.accurate.NegationGate.__init__': ( 'accurate.html#negationgate.__init__',
