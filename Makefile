@@ -10,7 +10,7 @@ DOCKER_APT_PACKAGES := docker.io debootstrap
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: help setup apt-deps venv nltk-data \
+.PHONY: help setup apt-deps venv nltk-data kernel lab \
         export clean-nbs nbs-outputs readme sync-check docs docs-serve \
         test test-nbs test-py \
         serve dev-serve \
@@ -22,7 +22,7 @@ help: ## list the targets
 	@awk -F':.*## ' '/^##@ /{printf "\n%s\n", substr($$0, 5)} /^[a-z-]+:.*## /{printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 ##@ Set up
-setup: apt-deps venv nltk-data ## fresh machine -> .venv with everything, NLTK data included
+setup: apt-deps venv nltk-data kernel ## fresh machine -> .venv with everything, NLTK data and the Jupyter kernel included
 
 apt-deps:
 	@if command -v apt-get >/dev/null; then \
@@ -34,6 +34,9 @@ apt-deps:
 
 venv: $(BIN)/sentiment-nb
 
+$(BIN)/python:
+	$(MAKE) venv
+
 # The library and the `app` package are installed (editable) into .venv with their dev and scale extras.
 $(BIN)/sentiment-nb: settings.ini setup.py
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -44,7 +47,22 @@ $(BIN)/sentiment-nb: settings.ini setup.py
 nltk-data: venv ## make the WordNet data NLTK needs available (offline-safe)
 	$(BIN)/sentiment-nb nltk-data
 
+# The notebooks' metadata names this kernel. Re-running overwrites the same spec, so the target is idempotent.
+# It needs a venv, made when there is none; a stale one is left to `make venv`, so that `make lab` never reinstalls.
+# realpath: the spec names the venv's own python, also where .venv is a symlink (a git worktree sharing a venv).
+KERNEL_SCOPE ?= --sys-prefix
+kernel: | $(BIN)/python ## register .venv as the Jupyter kernel "Python (sentiment-nb)"; for a Jupyter outside .venv: KERNEL_SCOPE=--user
+	$(realpath $(BIN))/python -m ipykernel install $(KERNEL_SCOPE) --name sentiment-nb --display-name "Python (sentiment-nb)"
+
 ##@ Develop (the notebooks in nbs/ are the source of sentiment_nb/ and README.md)
+# Offline: no news feed, no update check. port_retries=0: a taken port is an error, not a silent move to the next one.
+LAB_PORT ?= 8888
+# Jupyter refuses to run as root unless told; root is who runs it in containers and CI.
+LAB_AS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+lab: kernel ## JupyterLab on 127.0.0.1:$(LAB_PORT) (default 8888) in nbs/, no browser: open the URL with the token it prints
+	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.port_retries=0 \
+	  --ServerApp.root_dir=nbs --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate $(LAB_AS_ROOT)
+
 export: ## notebooks -> sentiment_nb/
 	$(BIN)/nbdev_export
 
@@ -53,7 +71,7 @@ clean-nbs: ## strip metadata from notebooks (outputs are kept)
 
 # NB=nbs/02_models.ipynb runs one notebook; the default is all of them (about N minutes on 2 cores).
 NB ?=
-nbs-outputs: venv ## run the notebooks on the full data in the project's kernel and save their outputs (NB=path for one)
+nbs-outputs: kernel ## run the notebooks on the full data in the project's kernel and save their outputs (NB=path for one)
 	$(BIN)/python tools/run_nbs.py $(NB)
 	$(BIN)/nbdev_clean
 	$(BIN)/python tools/nb2readme.py nbs/index.ipynb README.md

@@ -22,6 +22,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots of the browser tests; gitignored
+
+# Debian's Chromium, which the browser tests drive with Playwright
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 # ---- Tweets written for the tests (no real tweets from any corpus), and the files they come in
 

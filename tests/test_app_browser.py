@@ -1,12 +1,8 @@
 """The demo page in a real browser: Debian's Chromium, driven by Playwright, against the real gunicorn."""
-from pathlib import Path
-
 import pytest
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # gitignored
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from tests.support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (`make setup` installs it)"),
     pytest.mark.timeout(180),
