@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, gunicorn_command, start_server
+from tests.support import CHROMIUM, CHROMIUM_ARGS, ROOT, gunicorn_command, start_server
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +48,17 @@ def service_gunicorn(served_model_path, tmp_path_factory):
                           env={"SENTIMENT_MODEL": str(served_model_path)})
     yield server
     assert server.stop() == 0, f"gunicorn did not exit cleanly on SIGTERM:\n{server.log()[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright: one per test module; skipped where either is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (`make setup` installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the dev extra has it)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -1,7 +1,7 @@
 """The demo page in a real browser: Debian's Chromium, driven by Playwright, against the real gunicorn."""
 import pytest
 
-from tests.support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.support import ARTIFACTS, CHROMIUM
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (`make setup` installs it)"),
@@ -19,15 +19,10 @@ BATCH = ["my coffee spilled all over my laptop, worst morning ever",
 
 
 @pytest.fixture(scope="module")
-def browser_page():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1000, "height": 900})
-            yield page
-        finally:
-            browser.close()
+def browser_page(browser):
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    yield page
+    page.close()
 
 
 def test_demo_page_predicts_a_typed_tweet_explains_it_and_a_batch(service_gunicorn, served_model_path, browser_page):

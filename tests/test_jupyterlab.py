@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, get_status
+from tests.support import ARTIFACTS, CHROMIUM, ROOT, free_port, get_status
 
 NBS = ROOT / "nbs"
 KERNEL_NAME, KERNEL_DISPLAY_NAME = "sentiment-nb", "Python (sentiment-nb)"
@@ -211,17 +211,6 @@ def test_make_lab_fails_clearly_when_its_port_is_taken(tmp_path):
 
 
 # ---- The notebook page, used as a user does
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the dev extra has it)")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
 
 @pytest.fixture
 def page(browser):
