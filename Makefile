@@ -69,7 +69,7 @@ export: ## notebooks -> sentiment_nb/
 clean-nbs: ## strip metadata from notebooks (outputs are kept)
 	$(BIN)/nbdev_clean
 
-# NB=nbs/02_models.ipynb runs one notebook; the default is all of them (about N minutes on 2 cores).
+# NB=nbs/02_models.ipynb runs one notebook; the default is all of them: about 9 minutes on 2 cores, most of it 02_models.
 NB ?=
 nbs-outputs: kernel ## run the notebooks on the full data in the project's kernel and save their outputs (NB=path for one)
 	$(BIN)/python tools/run_nbs.py $(NB)
