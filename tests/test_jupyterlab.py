@@ -124,9 +124,19 @@ def keep_checkpoints_in(config_dir: Path, folder: Path) -> None:
     (config_dir / "jupyter_server_config.json").write_text(json.dumps(config), encoding="utf-8")
 
 
+def shadow_user_kernel(data_dir: Path) -> None:
+    """A kernel of the project's name registered for the user by another clone, since removed: `make lab` must not use it."""
+    spec = {"argv": ["/nonexistent/other-clone/.venv/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python (another clone)", "language": "python"}
+    folder = data_dir / "kernels" / KERNEL_NAME
+    folder.mkdir(parents=True)
+    (folder / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+
+
 def start_lab(state: Path, ready_timeout: float = 90) -> Lab:
     """`make lab` on a free port; returns once the tokenized URL it prints answers."""
     environment = lab_environment(state)
+    shadow_user_kernel(Path(environment["JUPYTER_DATA_DIR"]))
     write_test_settings(Path(environment["JUPYTERLAB_SETTINGS_DIR"]))
     keep_checkpoints_in(Path(environment["JUPYTER_CONFIG_DIR"]), state / "checkpoints")
     port = free_port()

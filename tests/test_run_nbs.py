@@ -1,6 +1,6 @@
 """`make nbs-outputs` (tools/run_nbs.py): notebooks run in the project's kernel and saved with their outputs, whole or
 not at all, without widget views that cannot render once the kernel is gone. On notebooks of our own, in a temp folder."""
-import json, subprocess, sys
+import json, os, subprocess, sys
 
 import pytest
 
@@ -17,8 +17,9 @@ def write_notebook(path, *sources):
     return path
 
 
-def run_nbs(*paths):
-    return subprocess.run([sys.executable, "tools/run_nbs.py", *map(str, paths)], cwd=ROOT, capture_output=True, text=True, timeout=150)
+def run_nbs(*paths, env=None):
+    return subprocess.run([sys.executable, "tools/run_nbs.py", *map(str, paths)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=150, env=env)
 
 
 def outputs(path):
@@ -38,7 +39,11 @@ def test_outputs_are_saved_and_widget_views_left_out(tmp_path):
                         "class WithFallback:\n    def _repr_mimebundle_(self, **kw):\n"
                         "        return {**w.IntSlider(4)._repr_mimebundle_(**kw), 'text/html': '<b>static four</b>'}\n"
                         "WithFallback()")
-    result = run_nbs(nb)
+    user_data = tmp_path / "user-data"  # a kernel of the project's name for the user, from a clone since removed
+    (user_data / "kernels" / "sentiment-nb").mkdir(parents=True)
+    (user_data / "kernels" / "sentiment-nb" / "kernel.json").write_text(json.dumps(
+        {"argv": ["/nonexistent/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "other", "language": "python"}))
+    result = run_nbs(nb, env={**os.environ, "JUPYTER_DATA_DIR": str(user_data)})
     assert result.returncode == 0, result.stderr[-3000:]
     printed, bare, fallback = outputs(nb)
     cwd, prefix, in_test = printed[0]["text"].split()
