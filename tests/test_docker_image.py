@@ -247,6 +247,12 @@ def test_a_corrupt_mounted_model_stops_start_up_with_a_clear_message(start, mode
     assert "cannot serve the model /models/pipeline.pkl" in container.logs()
 
 
+def scrape_metrics(url: str) -> dict:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return metric_samples(response.read().decode())
+
+
 @pytest.mark.parametrize("run_args", [("--read-only", "--tmpfs", "/tmp"), ("--read-only",)], ids=["tmpfs-tmp", "no-writable-tmp"])
 def test_metrics_add_up_both_workers_in_a_read_only_container(start, run_args):
     """The multiprocess folder is made by the non-root user in /tmp, else (nothing writable there) in /dev/shm."""
@@ -254,11 +260,12 @@ def test_metrics_add_up_both_workers_in_a_read_only_container(start, run_args):
     container.wait_ready()
     for text in (POSITIVE_TWEET, NEGATIVE_TWEET, POSITIVE_TWEET):
         assert http("POST", container.url + "/predict", {"text": text})[0] == 200
-    with urllib.request.urlopen(container.url + "/metrics", timeout=10) as response:
-        assert response.headers["Content-Type"].startswith("text/plain")
-        samples = metric_samples(response.read().decode())
-    assert sum(v for (name, _), v in samples.items() if name == "sentiment_predictions_total") == 3
+    # The port answers once the first worker is ready; the second counts itself when it is, moments later.
+    deadline = time.monotonic() + 20
+    while (samples := scrape_metrics(container.url))[("sentiment_workers", frozenset())] != 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert samples[("sentiment_workers", frozenset())] == 2
+    assert sum(v for (name, _), v in samples.items() if name == "sentiment_predictions_total") == 3
     manifest = json.loads((REPO / "models" / "pipeline.json").read_text())
     (model,) = [dict(labels) for name, labels in samples if name == "sentiment_model_info"]
     assert model["sha256"] == manifest["sha256"]
