@@ -7,7 +7,6 @@ from __future__ import annotations
 import html, re
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -152,6 +151,7 @@ def confusion(scored: pd.DataFrame, # `score_frame`'s output
 
 def plot_confusion(scored: pd.DataFrame, labels: list[str], ax=None):
     "The confusion matrix as shares of each true label, with counts; titled with its macro-averaged recall."
+    import matplotlib.pyplot as plt  # development extra, like ipywidgets: the served library never needs it
     counts = confusion(scored, labels)
     shares = counts.div(counts.sum(axis=1).replace(0, 1), axis=0)
     ax = ax or plt.subplots(figsize=(4.6, 3.8))[1]
