@@ -73,8 +73,7 @@ clean-nbs: ## strip metadata from notebooks (outputs are kept)
 NB ?=
 nbs-outputs: kernel ## run the notebooks on the full data in the project's kernel and save their outputs (NB=path for one)
 	$(BIN)/python tools/run_nbs.py $(NB)
-	$(BIN)/nbdev_clean
-	$(BIN)/python tools/nb2readme.py nbs/index.ipynb README.md
+	$(MAKE) --no-print-directory clean-nbs readme
 
 readme: ## nbs/index.ipynb -> README.md
 	$(BIN)/python tools/nb2readme.py nbs/index.ipynb README.md

@@ -1,8 +1,8 @@
 """Build the offline docs site: every notebook in nbs/ as one HTML page, with nbconvert and tools/docs_template/.
 
 No Quarto and nothing from the network: the pages load only the site's own style.css and pygments.css, images are
-inlined. Conventions as in tools/nb2readme.py: `#| hide` cells are left out and `#|` directive lines are stripped
-from the code shown; Quarto's `#| include: false`, `#| echo: false` and `#| output: false` are honoured too, and a
+inlined. The README (tools/nb2readme.py) uses the same rules: `#| hide` cells are left out and `#|` directive lines are
+stripped from the code shown; Quarto's `#| include: false`, `#| echo: false` and `#| output: false` are honoured too, and a
 `show_doc(...)` cell shows only its saved API entry. index.ipynb is the home page (index.html); the navigation bar
 lists it first, then the other notebooks in file-name order, each titled by its first `# ` heading.
 

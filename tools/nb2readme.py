@@ -1,11 +1,13 @@
 """Render nbs/index.ipynb as README.md: the nbdev convention, without needing Quarto.
 
 Markdown cells are copied as they are, visible code cells become fenced Python blocks followed by their
-text outputs; cells marked `#| hide` are left out.
+text outputs. Which cells are hidden and which lines are directives is decided as for the docs site (tools/build_docs.py).
 Usage: python tools/nb2readme.py nbs/index.ipynb README.md
 """
 import json, sys
 from pathlib import Path
+
+from build_docs import cell_directives, is_hidden, strip_directives  # a sibling script: tools/ is on the path
 
 HEADER = "<!-- Generated from nbs/index.ipynb by tools/nb2readme.py (`make readme`): edit the notebook, not this file. -->\n\n"
 
@@ -16,9 +18,9 @@ def cell_text(cell) -> str:
 
 
 def render_code(cell) -> str:
-    lines = cell_text(cell).splitlines()
-    if any(l.strip() in ("#| hide", "#|hide") for l in lines): return ""
-    code = "\n".join(l for l in lines if not l.startswith("#|")).strip()
+    source = cell_text(cell)
+    if is_hidden(cell_directives(source)): return ""
+    code = strip_directives(source)
     outputs = []
     for out in cell.get("outputs", []):
         text = out.get("text") or out.get("data", {}).get("text/plain")
