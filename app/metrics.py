@@ -1,4 +1,4 @@
-"""Prometheus metrics at GET /metrics: requests, latency, predictions per label, batch sizes, the served model, workers.
+"""Prometheus metrics at GET /metrics: requests, latency, predictions per label and per language, batch sizes, the served model, workers.
 
 Recorded in one place, after each request, from what the request left in `flask.g` (`predictions`, `batch`).
 Under gunicorn (app/gunicorn.conf.py) prometheus_client runs in its multiprocess mode: every worker writes its numbers
@@ -48,6 +48,9 @@ class ServiceMetrics:
                                   "answer, by endpoint", ["endpoint"], buckets=LATENCY_BUCKETS, registry=registry)
         self.predictions = Counter("sentiment_predictions", "Tweets classified and answered, by predicted label (each "
                                    "tweet of a batch counts)", ["label"], registry=registry)
+        # Bounded: the language identifier's ~100 ISO codes and `und`, each with supported true or false.
+        self.languages = Counter("sentiment_predictions_language", "Tweets classified and answered, by detected language and "
+                                 "whether the model supports it", ["language", "supported"], registry=registry)
         self.batch_size = Histogram("sentiment_batch_size", 'Tweets per answered batch request ("texts")',
                                     buckets=BATCH_SIZE_BUCKETS, registry=registry)
         # "max": the master sets it before forking and outlives every worker.
@@ -91,6 +94,8 @@ class ServiceMetrics:
         if predictions:
             for label, n in tally(p["label"] for p in predictions).items():
                 self.predictions.labels(label).inc(n)
+            for (language, supported), n in tally((p["language"], p["supported"]) for p in predictions).items():
+                self.languages.labels(language, str(supported).lower()).inc(n)
             if g.get("batch"):
                 self.batch_size.observe(len(predictions))
         return response

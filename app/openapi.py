@@ -35,14 +35,26 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
                          "properties": {"texts": {"type": "array", "items": text, "minItems": 1, "maxItems": max_batch_size},
                                         "explain": explain}},
         "Prediction": {
-            "type": "object", "required": ["text", "label", "pred", "probabilities"],
+            "type": "object", "required": ["text", "label", "pred", "probabilities", "language", "language_confidence", "supported", "reason"],
             "properties": {
                 "text": {"type": "string", "description": "the text as sent"},
                 "label": {"type": "string", "enum": labels},
                 "pred": {"type": "integer", "minimum": 0, "maximum": len(labels) - 1,
                          "description": f"index of `label` in {labels}"},
                 "probabilities": {"type": "object", "required": labels, "additionalProperties": False,
-                                  "properties": {label: {"type": "number", "minimum": 0, "maximum": 1} for label in labels}},
+                                  "properties": {label: {"type": "number", "minimum": 0, "maximum": 1} for label in labels},
+                                  "description": ("calibrated: on tweets the model was not trained on, answers given with "
+                                                  "probability p were right about a share p of the time")},
+                "language": {"type": "string", "pattern": "^[a-z]{2,3}$",
+                             "description": "the text's language, ISO 639-1 (`en`, `es`, …), or `und` for a text without letters"},
+                "language_confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                                        "description": ("how sure `language` is: for English recognised by its words, the share of "
+                                                        "its words that are English; else the language identifier's probability")},
+                "supported": {"type": "boolean",
+                              "description": "false when the text is confidently in a language the model was not trained on: do not trust the label"},
+                "reason": {"type": ["string", "null"], "enum": ["no_content", "unsupported_language", None],
+                           "description": ("why the label is not a judgement of the text, else null: `no_content` (no letter, emoji "
+                                           "or emoticon: the answer is the class prior) or `unsupported_language`")},
                 "explanation": {
                     "type": "array", "minItems": 1, "items": ref("schemas", "ExplanationPart"),
                     "description": ("only with `\"explain\": true`. What pushed the tweet toward `label`: up to 8 features, largest "
@@ -116,7 +128,8 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
                                    "of its pickle's sha256, e.g. `fast@0123456789ab`",
                     "schema": {"type": "string", "pattern": "^[a-z0-9_-]+@[0-9a-f]{12}$"}}
     example_prediction = {"text": "loving the sunshine today :)", "label": labels[-1], "pred": len(labels) - 1,
-                          "probabilities": {label: round(1 / len(labels), 3) for label in labels}}
+                          "probabilities": {label: round(1 / len(labels), 3) for label in labels}, "language": "en",
+                          "language_confidence": 1.0, "supported": True, "reason": None}
     paths = {
         "/predict": {"post": {
             "summary": "Classify one tweet (`text`) or a batch (`texts`); with `\"explain\": true`, say why",
@@ -144,7 +157,7 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
     if metrics:
         exposition = {"schema": {"type": "string"}}
         paths["/metrics"] = get("Prometheus metrics, added up over all workers", {
-            "description": ("requests by endpoint, method and status; latency by endpoint; predictions by label; batch sizes; "
+            "description": ("requests by endpoint, method and status; latency by endpoint; predictions by label and by language; batch sizes; "
                             "the served model; live workers. Prometheus text format, or OpenMetrics when the Accept header asks for it"),
             "content": {"text/plain": exposition, "application/openmetrics-text": exposition}})
     return {

@@ -8,7 +8,8 @@ import itertools, time
 
 import numpy as np
 import pandas as pd
-from scipy.special import log_softmax
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, recall_score
@@ -18,11 +19,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from .data import LABELS
 from .features import DistilledPolarity, LexiconFeatures, NgramVectorizer, SparseUnion
-from .preprocess import TweetNormalizer
+from .preprocess import TweetNormalizer, has_content, tweet_list
 
 # %% auto #0
-__all__ = ['sentiment_metrics', 'MacroRecallClassifier', 'best_offsets', 'sentiment_features', 'sentiment_classifier',
-           'build_pipeline', 'previous_recipe', 'tfidf_ngrams', 'vader_labels', 'VaderClassifier', 'compare_models']
+__all__ = ['sentiment_metrics', 'MacroRecallClassifier', 'best_offsets', 'expected_calibration_error', 'brier_score',
+           'calibrated', 'fit_temperature', 'calibration_summary', 'plot_reliability', 'class_prior', 'TweetPipeline',
+           'sentiment_features', 'sentiment_classifier', 'build_pipeline', 'previous_recipe', 'tfidf_ngrams',
+           'vader_labels', 'VaderClassifier', 'compare_models']
 
 # %% ../nbs/02_models.ipynb #9df7e47f
 def sentiment_metrics(y_true, y_pred) -> dict[str, float]:
@@ -71,6 +74,98 @@ def best_offsets(log_proba: np.ndarray, y: np.ndarray, grid) -> tuple[np.ndarray
         if recall > best_recall + 1e-12: best, best_recall = offsets, recall
     return best, best_recall
 
+# %% ../nbs/02_models.ipynb #d417c3c6
+def _one_hot(y_true, labels) -> np.ndarray:
+    return (np.asarray(y_true)[:, None] == np.asarray(labels)[None, :]).astype(float)
+
+def expected_calibration_error(proba: np.ndarray, # one row of class probabilities per tweet
+                               y_true, labels=LABELS, # true labels; the labels of `proba`'s columns
+                               bins: int = 10) -> float:
+    "Top-label ECE: |accuracy − mean confidence| per equal-width bin of the top probability, weighted by the bin's share of tweets."
+    confidence, correct = proba.max(axis=1), _one_hot(y_true, labels)[np.arange(len(proba)), proba.argmax(axis=1)]
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gaps = [abs(correct[which == b].mean() - confidence[which == b].mean()) * (which == b).mean() for b in range(bins) if (which == b).any()]
+    return float(sum(gaps))
+
+def brier_score(proba: np.ndarray, y_true, labels=LABELS) -> float:
+    "Mean over tweets of the squared distance between the probabilities and the one-hot truth."
+    return float(((proba - _one_hot(y_true, labels)) ** 2).sum(axis=1).mean())
+
+def calibrated(proba: np.ndarray, temperature: float) -> np.ndarray:
+    "`proba` with its log-probabilities divided by `temperature`, renormalised."
+    if temperature == 1: return proba
+    return softmax(np.log(np.clip(proba, 1e-300, None)) / temperature, axis=1)
+
+def fit_temperature(proba: np.ndarray, y_true, labels=LABELS) -> float:
+    "The temperature that minimises the log-loss of `calibrated(proba, T)` on `y_true`."
+    log_p, truth = np.log(np.clip(proba, 1e-300, None)), _one_hot(y_true, labels).astype(bool)
+    def log_loss(t): return -log_softmax(log_p / t, axis=1)[truth].mean()
+    return float(minimize_scalar(log_loss, bounds=(0.05, 20.0), method="bounded", options={"xatol": 1e-4}).x)
+
+def calibration_summary(proba: np.ndarray, # a model's probabilities for tweets it was not trained on
+                        y_true, labels=LABELS, folds: int = 2, seed: int = 0) -> dict:
+    "The temperature fitted on these tweets, and ECE and Brier before and after; *after* is cross-fitted: each fold is scaled by the temperature fitted on the others."
+    y_true = np.asarray(y_true)
+    fold = np.random.default_rng(seed).permutation(len(y_true)) % folds
+    after = np.empty_like(proba)
+    for k in range(folds): after[fold == k] = calibrated(proba[fold == k], fit_temperature(proba[fold != k], y_true[fold != k], labels))
+    def rounded(x): return round(float(x), 4)
+    return {"temperature": rounded(fit_temperature(proba, y_true, labels)), "rows": len(y_true),
+            "before": {"ece": rounded(expected_calibration_error(proba, y_true, labels)), "brier": rounded(brier_score(proba, y_true, labels))},
+            "after": {"ece": rounded(expected_calibration_error(after, y_true, labels)), "brier": rounded(brier_score(after, y_true, labels))}}
+
+# %% ../nbs/02_models.ipynb #d4e37006
+def plot_reliability(curves: dict, # name -> (probabilities, true labels)
+                     labels=LABELS, bins: int = 10, ax=None, title: str = "Reliability: confidence vs accuracy"):
+    "One line per model: the accuracy of its top-label answers against their mean confidence, per bin; the diagonal is perfect calibration."
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+    for name, (proba, y_true) in curves.items():
+        confidence = proba.max(axis=1)
+        correct = _one_hot(y_true, labels)[np.arange(len(proba)), proba.argmax(axis=1)]
+        which = np.minimum((confidence * bins).astype(int), bins - 1)
+        used = [b for b in range(bins) if (which == b).sum() >= 20]
+        ax.plot([confidence[which == b].mean() for b in used], [correct[which == b].mean() for b in used], marker="o",
+                label=f"{name} (ECE {expected_calibration_error(proba, y_true, labels):.3f})")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean confidence (top probability)", ylabel="accuracy", title=title)
+    ax.legend(loc="upper left", fontsize="small")
+    return ax
+
+# %% ../nbs/02_models.ipynb #2c9d8e87
+def class_prior(y, classes) -> np.ndarray:
+    "The share of each of `classes` among the labels `y`."
+    y = np.asarray(y)
+    return np.array([(y == c).mean() for c in classes]) if len(y) else np.full(len(classes), 1 / len(classes))
+
+class TweetPipeline(Pipeline):
+    "A `Pipeline` from raw tweets whose probabilities are calibrated (`temperature_`) and which answers a tweet without content with the class prior (`prior_`)."
+    def fit(self, X, y=None, **params):
+        super().fit(X, y, **params)
+        self.prior_ = class_prior(y, self.classes_)
+        return self
+
+    def predict_with_content(self, X) -> tuple[np.ndarray, np.ndarray]:
+        "Calibrated class probabilities of the tweets `X`, the prior for those without content; and which tweets had content."
+        texts = tweet_list(X)
+        content = has_content(texts)
+        proba = np.tile(getattr(self, "prior_", np.full(len(self.classes_), 1 / len(self.classes_))), (len(texts), 1))
+        if content.any():
+            readable = super().predict_proba([t for t, c in zip(texts, content) if c])
+            proba[content] = calibrated(readable, getattr(self, "temperature_", 1.0))
+        return proba, content
+
+    def predict_proba(self, X, **params) -> np.ndarray: return self.predict_with_content(X)[0]
+    def predict_log_proba(self, X, **params) -> np.ndarray: return np.log(self.predict_proba(X))
+    def predict(self, X, **params) -> np.ndarray: return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def calibrate(self, texts, labels) -> float:
+        "Fit `temperature_` on tweets this pipeline was not trained on; returns it."
+        self.temperature_ = 1.0
+        proba, content = self.predict_with_content(texts)
+        self.temperature_ = fit_temperature(proba[content], np.asarray(labels)[content], self.classes_)
+        return self.temperature_
+
 # %% ../nbs/02_models.ipynb #47c8cf23
 def sentiment_features(distilled: bool = True, # add the word polarity distilled from the accurate tier
                       ) -> SparseUnion:
@@ -84,9 +179,9 @@ def sentiment_classifier(C: float = 4.0) -> LogisticRegression:
 
 def build_pipeline(C: float = 4.0, # inverse regularisation strength of the logistic regression
                    distilled: bool = True, # with `DistilledPolarity` features
-                  ) -> Pipeline:
+                  ) -> TweetPipeline:
     "The unfitted shipped pipeline: normalize → n-gram, lexicon and distilled polarity features → class-balanced logistic regression."
-    return Pipeline([("normalize", TweetNormalizer()), ("features", sentiment_features(distilled)), ("classify", sentiment_classifier(C))])
+    return TweetPipeline([("normalize", TweetNormalizer()), ("features", sentiment_features(distilled)), ("classify", sentiment_classifier(C))])
 
 def previous_recipe() -> Pipeline:
     "The recipe shipped before the temporal hold-out: every token after a negator marked, VADER lexicon only, class offsets."

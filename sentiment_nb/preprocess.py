@@ -17,12 +17,15 @@ import vaderSentiment
 from nltk.corpus.reader.wordnet import WordNetCorpusReader
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from .emoji_sentiment import EMOJI_SEQUENCE_RE, emoji_token, sequence_polarity
+from .identity import IDENTITY_COMPOUND_RE, neutral_word
+
 # %% auto #0
 __all__ = ['DEBIAN_WORDNET', 'DEBIAN_LEXNAMES_MAN', 'NLTK_DATA_HELP', 'VADER_DIR', 'POSITIVE', 'NEGATIVE', 'URL', 'USER',
-           'IDENTITY_TERMS', 'NEGATION_MODES', 'nltk_data_dir', 'wordnet_available', 'lexnames_from_man',
-           'wordnet_from_debian', 'replace_directory', 'ensure_nltk_data', 'vader_lexicon', 'emoji_polarity',
-           'textblob_lexicon', 'word_polarity', 'char_table', 'is_negator', 'mark_negation', 'mark_contrast',
-           'wordnet_lemmatizer', 'LemmaCache', 'tweet_list', 'CachesNotPickled', 'TweetNormalizer', 'has_negator']
+           'NEGATION_MODES', 'nltk_data_dir', 'wordnet_available', 'lexnames_from_man', 'wordnet_from_debian',
+           'replace_directory', 'ensure_nltk_data', 'vader_lexicon', 'emoji_tokens', 'textblob_lexicon',
+           'word_polarity', 'char_table', 'is_negator', 'mark_negation', 'mark_contrast', 'wordnet_lemmatizer',
+           'LemmaCache', 'tweet_list', 'CachesNotPickled', 'TweetNormalizer', 'has_negator', 'has_content']
 
 # %% ../nbs/01_preprocess.ipynb #e9525d90
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
@@ -96,15 +99,12 @@ def vader_lexicon() -> dict[str, float]:
     rows = (line.split("\t") for line in (VADER_DIR/"vader_lexicon.txt").read_text(encoding="utf-8").splitlines())
     return {r[0]: float(r[1]) for r in rows if len(r) >= 2}
 
-def emoji_polarity(threshold: float = 0.5) -> dict[str, str]:
-    "Map single-code-point emoji to `POSITIVE`/`NEGATIVE` by scoring their descriptions with VADER's lexicon."
-    lex, out = vader_lexicon(), {}
-    for line in (VADER_DIR/"emoji_utf8_lexicon.txt").read_text(encoding="utf-8").splitlines():
-        emoji, _, description = line.partition("\t")
-        if len(emoji) != 1: continue
-        score = sum(lex.get(w, 0.0) for w in description.lower().split())
-        if abs(score) > threshold: out[emoji] = POSITIVE if score > 0 else NEGATIVE
-    return out
+@lru_cache(maxsize=4096)
+def emoji_tokens(sequence: str, # one emoji as `EMOJI_SEQUENCE_RE` matches it
+                ) -> str:
+    "An emoji as the normalizer's tokens: the placeholder of its measured polarity (`00c_emoji`), if it has one, then its token."
+    placeholder = {1: POSITIVE, -1: NEGATIVE}.get(sequence_polarity(sequence), "")
+    return f" {placeholder} {emoji_token(sequence)} "
 
 # %% ../nbs/01_preprocess.ipynb #0de30080
 @lru_cache(maxsize=None)
@@ -125,14 +125,11 @@ def word_polarity(textblob: bool = True, # fill in TextBlob's adjectives where V
     return {**(textblob_lexicon() if textblob else {}), **vader_lexicon(), POSITIVE: 2.0, NEGATIVE: -2.0}
 
 # %% ../nbs/01_preprocess.ipynb #9ba670d9
-_EMOJI_BLOCKS = [(0x1F300, 0x1FAFF), (0x2600, 0x27BF), (0x1F000, 0x1F2FF)]
 _INVISIBLE = [0x200D, 0xFE0E, 0xFE0F, *range(0x1F3FB, 0x1F400)]
 
 def char_table() -> dict[int, str]:
     "The `str.translate` table applied to lower-cased text."
-    table = {cp: f" {chr(cp)} " for lo, hi in _EMOJI_BLOCKS for cp in range(lo, hi + 1)}
-    table.update({ord(e): f" {pol} {e} " for e, pol in emoji_polarity().items()})
-    table.update({cp: " " for cp in _INVISIBLE})
+    table = {cp: " " for cp in _INVISIBLE}
     table.update({ord("#"): " ", ord("’"): "'", ord("‘"): "'", ord("\t"): " "})
     return table
 
@@ -240,25 +237,14 @@ def wordnet_lemmatizer() -> Callable[[str], str]:
 
 # %% ../nbs/01_preprocess.ipynb #f8ae8827
 _KEEP_AS_IS = frozenset({"does", "ios", "always", "sometimes", "anyways", "news"})
-IDENTITY_TERMS = frozenset("""
-    american americans mexican mexicans canadian canadians british irish scottish welsh french german germans italian italians
-    spanish portuguese dutch belgian swiss austrian polish russian russians ukrainian ukrainians greek turkish swedish norwegian
-    danish finnish hungarian czech romanian bulgarian serbian croatian chinese japanese korean koreans vietnamese thai filipino
-    indonesian malaysian indian indians pakistani pakistanis bangladeshi afghan iranian iranians iraqi syrian syrians lebanese
-    israeli israelis palestinian palestinians saudi egyptian moroccan algerian nigerian ghanaian kenyan ethiopian somali sudanese
-    african africans brazilian argentinian argentine chilean colombian peruvian venezuelan cuban cubans haitian jamaican
-    australian european europeans asian asians arab arabs latino latina latinos latinas hispanic hispanics caucasian biracial
-    indigenous muslim muslims islamic christian christians catholic catholics protestant jewish jew jews hindu hindus buddhist
-    buddhists sikh sikhs atheist atheists agnostic mormon mormons evangelical evangelicals gay gays lesbian lesbians bisexual
-    queer heterosexual homosexual asexual pansexual transgender lgbt lgbtq""".split())
 
 class LemmaCache(dict):
-    "token → lemma, computing each missing entry once with NLTK's WordNet lemmatizer; identity terms → nothing."
+    "token → lemma, computing each missing entry once with NLTK's WordNet lemmatizer; identity words → their neutral form (`00b_identity`)."
     def __init__(self, mask_identity: bool = True):
         self._lemmatize = wordnet_lemmatizer()  # opens WordNet now (a second), not during the first request
-        self._masked = IDENTITY_TERMS if mask_identity else frozenset()
+        self._neutral = neutral_word if mask_identity else str
     def __missing__(self, token: str) -> str:
-        if token in self._masked: lemma = ""
+        if (neutral := self._neutral(token)) != token: lemma = neutral
         elif len(token) < 4 or not token.isalpha() or token.endswith("ss") or token in _KEEP_AS_IS: lemma = token
         else: lemma = self._lemmatize(token)
         self[token] = lemma
@@ -287,8 +273,8 @@ class CachesNotPickled:
         return {k: v for k, v in self.__dict__.items() if k not in caches}
 
 class _IdentityMask(dict):
-    "Without lemmatizing: identity terms → nothing, every other token itself."
-    def __missing__(self, token): return "" if token in IDENTITY_TERMS else token
+    "Without lemmatizing: identity words → their neutral form, every other token itself."
+    def __missing__(self, token): return neutral_word(token)
 
 _EVERY_TOKEN_RE = re.compile(rf"\b({_NEGATORS})\b([^.,!?;:\n]*)")
 def _mark_every_token(text: str) -> str:
@@ -298,13 +284,15 @@ def _mark_every_token(text: str) -> str:
 # %% ../nbs/01_preprocess.ipynb #aa0e955c
 NEGATION_MODES = ("polar", "all", "off")
 
+def _emoji_match_tokens(m: re.Match) -> str: return emoji_tokens(m[0])
+
 class TweetNormalizer(CachesNotPickled, BaseEstimator, TransformerMixin):
     "Turn raw tweets into space-separated normalized tokens; the first step of the sentiment `Pipeline`."
     def __init__(self,
                  lemmatize: bool = True, # WordNet-lemmatize tokens (each distinct token once)
                  negation: str = "polar", # "polar": `mark_negation`; "all": every token to the next punctuation (the old recipe); "off"
                  contrast: bool = True, # `mark_contrast`: in "X but Y", Y decides
-                 mask_identity: bool = True, # drop words naming a nationality, religion, ethnicity or sexual orientation
+                 mask_identity: bool = True, # read identity words in their neutral form (`00b_identity`)
                 ):
         self.lemmatize, self.negation, self.contrast, self.mask_identity = lemmatize, negation, contrast, mask_identity
 
@@ -321,6 +309,8 @@ class TweetNormalizer(CachesNotPickled, BaseEstimator, TransformerMixin):
         s = _USER_RE.sub(f" {USER} ", s)
         s = _EMOTICON_POS_RE.sub(f" {POSITIVE} ", s)
         s = _EMOTICON_NEG_RE.sub(f" {NEGATIVE} ", s)
+        s = EMOJI_SEQUENCE_RE.sub(_emoji_match_tokens, s)
+        if self.mask_identity: s = IDENTITY_COMPOUND_RE.sub(" ", s)
         s = _ELONGATION_RE.sub(r"\1\1", s.lower().translate(self._table))
         lines = s.split("\n")
         if len(lines) != len(texts): raise AssertionError("normalization changed the number of tweets")
@@ -343,3 +333,11 @@ _plain_tokens = TweetNormalizer(lemmatize=False, negation="off", contrast=False,
 def has_negator(texts) -> np.ndarray:
     "Which tweets contain a negator (not, never, no, any n't …), in the normalizer's tokens."
     return np.array([any(map(is_negator, t.split())) for t in _plain_tokens.transform(tweet_list(texts))], dtype=bool)
+
+# %% ../nbs/01_preprocess.ipynb #ea137a24
+_CONTENT_RE = re.compile(rf"[^\W\d_]|{EMOJI_SEQUENCE_RE.pattern}|{_EMOTICON_POS_RE.pattern}|{_EMOTICON_NEG_RE.pattern}")
+
+def has_content(texts, # a list of tweets
+               ) -> np.ndarray:
+    "Which tweets contain a letter, an emoji or an emoticon (HTML entities decoded first): something a model can read."
+    return np.fromiter((_CONTENT_RE.search(html.unescape(t) if "&" in t else t) is not None for t in tweet_list(texts)), dtype=bool)
