@@ -147,8 +147,10 @@ def is_negator(token: str) -> bool:
     "Whether a normalized token is a negator (`not`, `never`, `didn't`, `nope`, …): what negation marking starts from."
     return token == "nope" or re.fullmatch(_NEGATORS, token) is not None
 _CONTRAST = r"but|however|although|though"
-# a negator's scope: to the next clause boundary or contrast word, skipping a parenthetical right after it ("not , i think , good")
-_NEGATION_RE = re.compile(rf"\b({_NEGATORS})\b( ,[^.,!?;:\n]*,)?((?:(?!\b(?:{_CONTRAST})\b)[^.,!?;:\n])*)")
+_OPINION_VERBS = r"think|say|believe|feel|claim|reckon|suppose|guess|agree|expect|imagine|pretend"
+# a negator's scope: to the next clause boundary or contrast word, skipping asides between commas right after it ("not , i think ,
+# good") or after the verb of opinion it negates ("don't think , given how long i've flown , that it was great")
+_NEGATION_RE = re.compile(rf"\b({_NEGATORS})\b((?: (?:{_OPINION_VERBS}))?(?: ,[^.,!?;:\n]*?)+? ,)?((?:(?!\b(?:{_CONTRAST})\b)[^.,!?;:\n])*)")
 _CLAUSE_START = r"(?:^|(?<=[.!?;:\n]))"  # anchoring the lazy clause patterns below keeps them linear in the batch's length
 # a clause-final negator answering the clause before it: "… great , but it was not", "is it nice ? no"
 _ELLIPSIS_RE = re.compile(rf"{_CLAUSE_START}([^.!?;:\n]*?)( ,)? (but|\?) ((?:[\w']+ ){{0,3}}?)({_NEGATORS}|nope)(?= [.!]| ?\n| ?$)")
@@ -190,17 +192,32 @@ def _denied_from(words: list[str]) -> int:
     return max((i + 1 for i, w in enumerate(words[:-1]) if w in _EXPECTATION_VERBS), default=0)
 
 _STANDALONE_NEGATORS = frozenset({"no", "nope", "never", "nothing", "nobody", "none"})  # mean something with nothing after them
+# a negator that does not deny what follows: "can't wait", "can't believe how good", "no doubt the best", "not only good"
+_NOT_DENYING_RE = re.compile(r" (?:wait|believe|stop|help|doubt|wonder|only)\b")
+# before a comparative these deny that anything could be more so: "couldn't be happier", "never been better", "nothing beats it"
+_UPPER_BOUND_NEGATORS = frozenset({"never", "nothing", "nobody", "couldn't", "can't", "cannot", "couldnt", "cant"})
+
+def _comparative(word: str, polar: dict) -> bool:
+    "Whether `word` is the comparative of a positive word: better, happier, nicer, bigger …"
+    if word == "better": return True
+    stems = (word[:-3] + "y",) if word.endswith("ier") else (word[:-2], word[:-1], word[:-3]) if word.endswith("er") else ()
+    return any(polar.get(stem, 0) > 0 for stem in stems)
 
 def mark_negation(text: str) -> str:
     "Append `_neg` to the sentiment words a negator applies to; keep the negator only where it negates a positive word."
     polar = word_polarity()
     def positive(words): return any(polar.get(w, 0) > 0 for w in words if w[:1] != "_")
+    def first_polar(words): return next((w for w in words if w in polar and w[:1] != "_"), "")
+    def upper_bound(m, words):  # "couldn't be happier": the negator caps a comparative, it does not deny it
+        capping = m[1] in _UPPER_BOUND_NEGATORS or m.string[max(0, m.start() - 6):m.start()] in ("could ", " can ")
+        return capping and _comparative(first_polar(words), polar)
     def negate(m, space):
         negator, aside, scope = m[1], m[2] or "", m[3]
         words = _WORD_RE.findall(scope)
         if not words and _ANSWERING_RE.search(m.string, m.string.rfind("\n", 0, m.start()) + 1, m.start()): return space + m[0]  # see `answer`
+        if not aside and (_NOT_DENYING_RE.match(scope) or upper_bound(m, words)): return space + m[0]
         rest = aside + _mark(scope, polar, "_neg")
-        if positive(words) or (not words and negator in _STANDALONE_NEGATORS): return space + negator + rest
+        if positive(words) or (not words and negator in _STANDALONE_NEGATORS) or "again" in words: return space + negator + rest
         return rest if space else rest.lstrip(" ")
     def answer(m):  # "X , but it was not" / "X ? no": the negator denies X; after "but", what X expected ("i thought X , but …")
         words = m[1].split(" "); start = _denied_from(words) if m[3] == "but" else 0
