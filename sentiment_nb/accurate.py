@@ -5,6 +5,8 @@
 # %% ../nbs/07_accurate.ipynb #e3220699
 from __future__ import annotations
 import gzip, html, os, re, shutil, tempfile, threading, time
+
+import emoji
 from pathlib import Path
 
 import numpy as np
@@ -17,19 +19,24 @@ from tqdm.auto import tqdm
 from .data import LABELS, PROJECT_DIR, TEMPORAL_HOLDOUT, temporal_split
 from .features import WORD_POLARITY
 from .models import sentiment_metrics
+from .augmentation import HARD, augmented_tweets
+from .emoji_sentiment import demojize_text, emoji_token
+from .identity import neutralise_identity
+from .models import TweetPipeline, calibration_summary, class_prior
 from .preprocess import _URL_RE, _USER_RE, NEGATIVE, POSITIVE, URL, USER, has_negator, replace_directory
-from .pipeline import _write_temp, behaviour_summary, class_labels, data_files, load_pipeline, save_pipeline, train_pipeline
+from .pipeline import _write_temp, answers, behaviour_summary, class_labels, data_files, load_pipeline, save_pipeline, train_pipeline
 
 # %% auto #0
-__all__ = ['ACCURATE_MODEL', 'PLACEHOLDER_TEXT', 'BASE_MODEL', 'transformer_text', 'TransformerClassifier', 'padded_batch',
-           'NegationGate', 'polarity_vocabulary', 'distil_word_polarity', 'write_word_polarity', 'build_word_polarity',
-           'base_model_dir', 'length_grouped_batches', 'fine_tune', 'export_int8_onnx', 'serving_tokenizer',
-           'train_accurate', 'save_accurate', 'gate_accurate']
+__all__ = ['ACCURATE_MODEL', 'PLACEHOLDER_TEXT', 'BASE_MODEL', 'AUGMENTED_WEIGHT', 'transformer_text', 'TransformerClassifier',
+           'padded_batch', 'NegationGate', 'polarity_vocabulary', 'token_text', 'distil_word_polarity',
+           'write_word_polarity', 'build_word_polarity', 'base_model_dir', 'length_grouped_batches', 'fine_tune',
+           'export_int8_onnx', 'serving_tokenizer', 'train_accurate', 'save_accurate', 'score_accurate']
 
 # %% ../nbs/07_accurate.ipynb #7f3edb20
 def transformer_text(text: str) -> str:
-    "A tweet as the transformer reads it: HTML entities decoded, every link `http`, every handle `@user` (found as the normalizer finds them)."
-    return _USER_RE.sub("@user", _URL_RE.sub("http", html.unescape(text)))
+    "A tweet as the transformer reads it: HTML entities decoded, links `http`, handles `@user`, identity words neutral, emoji as their names."
+    text = _USER_RE.sub("@user", _URL_RE.sub("http", html.unescape(text)))
+    return demojize_text(neutralise_identity(text))
 
 # %% ../nbs/07_accurate.ipynb #2c96bfec
 _runtime_lock = threading.Lock()
@@ -143,17 +150,23 @@ ACCURATE_MODEL = PROJECT_DIR/"models"/"accurate"/"pipeline.pkl"
 PLACEHOLDER_TEXT = {POSITIVE: ":)", NEGATIVE: ":(", URL: "http", USER: "@user"}
 
 def polarity_vocabulary(texts) -> list[str]:
-    "The words to distil: every token of the normalized `texts` (negation and contrast marks removed) and WordNet's single-word lemmas."
+    "The words to distil: every token of the normalized `texts` (negation and contrast marks removed), WordNet's single-word lemmas and every emoji's token."
     from nltk.corpus import wordnet
     from sentiment_nb.preprocess import TweetNormalizer
     tokens = {re.sub(r"(_neg|_pre)+$", "", t) for doc in TweetNormalizer().transform(list(texts)) for t in doc.split()}
     lemmas = {w.lower() for w in wordnet.all_lemma_names() if "_" not in w}
-    return sorted(t for t in tokens | lemmas if t)
+    emoji_tokens = {emoji_token(e) for e in emoji.EMOJI_DATA}  # emoji the training tweets never had still get a polarity
+    return sorted(t for t in tokens | lemmas | emoji_tokens if t)
+
+def token_text(token: str) -> str:
+    "What the transformer is asked about a normalized token: placeholders as the symbols they stand for, `_heart_on_fire_` as words."
+    if token in PLACEHOLDER_TEXT: return PLACEHOLDER_TEXT[token]
+    return token.strip("_").replace("_", " ") if token[:1] == "_" and token[-1:] == "_" and len(token) > 2 else token
 
 def distil_word_polarity(model, # a fitted pipeline over raw text, e.g. `load_pipeline(ACCURATE_MODEL)`
                          words: list[str], batch: int = 4096, progress: bool = True) -> pd.DataFrame:
-    "Each word's class probabilities, asked of `model` one word at a time (placeholders as the symbols they stand for)."
-    texts = [PLACEHOLDER_TEXT.get(w, w) for w in words]
+    "Each word's class probabilities, asked of `model` one word at a time (placeholders and emoji tokens as `token_text` says)."
+    texts = list(map(token_text, words))
     probs = np.concatenate([model.predict_proba(texts[i:i + batch])
                             for i in tqdm(range(0, len(texts), batch), desc="distilling", unit="batch", disable=not progress)])
     labels = class_labels(model)
@@ -194,9 +207,10 @@ def length_grouped_batches(lengths, batch_size: int, rng: np.random.Generator, p
     return [batches[i] for i in rng.permutation(len(batches))]
 
 # %% ../nbs/07_accurate.ipynb #c7b68d01
-def fine_tune(texts, labels, # training tweets (raw) and their labels
+def fine_tune(texts, targets, # training tweets (raw); per tweet a label, or a soft target over `LABELS` (`07a_augmentation`)
               base: Path, # a Hugging Face model folder (weights, config, tokenizer)
-              epochs: int = 1, batch_size: int = 32, learning_rate: float = 5e-5, max_length: int = 64, seed: int = 0,
+              weights=None, # per tweet, how much it counts in the loss (default 1 each)
+              epochs: int = 2, batch_size: int = 32, learning_rate: float = 5e-5, max_length: int = 64, seed: int = 0,
               progress: bool = True):
     "Fine-tune `base` with a new classification head on tweets; returns the model in eval mode. Needs `torch` and `transformers`."
     import torch
@@ -204,23 +218,31 @@ def fine_tune(texts, labels, # training tweets (raw) and their labels
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(LABELS))
-    y = np.array([LABELS.index(label) for label in labels])
+    y = np.array([HARD[t] if isinstance(t, str) else t for t in targets], dtype=np.float32)
+    row_weights = np.ones(len(y), np.float32) if weights is None else np.asarray(weights, np.float32)
     encoded = tokenizer([transformer_text(t) for t in texts], truncation=True, max_length=max_length)["input_ids"]
-    class_weights = torch.tensor(len(y) / (len(LABELS) * np.bincount(y, minlength=len(LABELS))), dtype=torch.float)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights)
+    hard = y[row_weights == 1].argmax(axis=1)  # the class balance of the real tweets
+    class_weights = torch.tensor(len(hard) / (len(LABELS) * np.bincount(hard, minlength=len(LABELS))), dtype=torch.float)
+    def loss_fn(logits, target, weight):  # class-weighted cross-entropy with soft targets: a soft target's weight mixes its classes'
+        w = (target * class_weights).sum(dim=1) * weight
+        return -((target * torch.log_softmax(logits, dim=1)).sum(dim=1) * w).sum() / w.sum()
     rng = np.random.default_rng(seed)
     steps = epochs * -(-len(y) // batch_size); warm_up = int(0.06 * steps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: s / max(1, warm_up) if s < warm_up else max(0.0, (steps - s) / max(1, steps - warm_up)))
     model.train()
-    with tqdm(total=steps, desc="fine-tuning", unit="batch", disable=not progress) as bar:
+    with tqdm(total=steps, desc="fine-tuning", unit="batch", disable=not progress, mininterval=10) as bar:
         for _ in range(epochs):
             for batch in length_grouped_batches([len(e) for e in encoded], batch_size, rng):
                 ids, mask = map(torch.from_numpy, padded_batch([encoded[i] for i in batch]))
-                loss = loss_fn(model(input_ids=ids, attention_mask=mask).logits, torch.from_numpy(y[batch]))
-                loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step(); schedule.step(); optimizer.zero_grad()
-                bar.update(); bar.set_postfix(loss=f"{loss.item():.3f}")
+                loss = loss_fn(model(input_ids=ids, attention_mask=mask).logits, torch.from_numpy(y[batch]), torch.from_numpy(row_weights[batch]))
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad()
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
     return model.eval()
 
 def export_int8_onnx(model, path: Path) -> Path:
@@ -248,27 +270,33 @@ def serving_tokenizer(base: Path, path: Path, max_length: int = 64) -> Path:
     return path
 
 # %% ../nbs/07_accurate.ipynb #6a84a86e
+AUGMENTED_WEIGHT = 0.5 # how much a rule-labelled example (`07a_augmentation`) counts in the loss, against 1 for a real tweet
+
 def train_accurate(df: pd.DataFrame, # labelled tweets with `source` (the SemEval corpus)
                    out=ACCURATE_MODEL, # destination pickle; its folder is replaced as a whole
                    data_paths=(), # files `df` came from, recorded in the manifest
-                   epochs: int = 1, progress: bool = True,
+                   epochs: int = 2, # passes over the training tweets
+                   augment: int = 600, # rule-labelled examples per family of `augmented_tweets`; 0 trains on the tweets alone
+                   progress: bool = True,
                   ) -> dict:
-    "Fine-tune the base model on every source but the temporal hold-out, then `save_accurate`; returns the manifest."
+    "Fine-tune the base model on every source but the temporal hold-out and their rule-labelled variants, then `save_accurate`; returns the manifest."
     train, holdout = temporal_split(df)
+    extra = augmented_tweets(train, n_each=augment) if augment else pd.DataFrame(columns=["text", "target", "family"])
     t0 = time.perf_counter()
-    model = fine_tune(train.text, train.label, base_model_dir(), epochs=epochs, progress=progress)
-    training = {"rows": len(train), "files": data_files(data_paths),
-                "epochs": epochs, "seconds": round(time.perf_counter() - t0, 1)}
+    model = fine_tune([*train.text, *extra.text], [*train.label, *extra.target], base_model_dir(),
+                      weights=[1.0] * len(train) + [AUGMENTED_WEIGHT] * len(extra), epochs=epochs, progress=progress)
+    training = {"rows": len(train), "files": data_files(data_paths), "epochs": epochs, "seconds": round(time.perf_counter() - t0, 1),
+                "augmented": {"rows": len(extra), "weight": AUGMENTED_WEIGHT, "families": extra.family.value_counts().to_dict()}}
     return save_accurate(model, train, holdout, out, training, progress)
 
 def save_accurate(model, # a fine-tuned sequence classifier (`fine_tune`)
-                  train: pd.DataFrame, # the labelled tweets it was trained on: the gate's fast pipeline learns from them
-                  holdout: pd.DataFrame, # labelled tweets it was not trained on, scored for the manifest
+                  train: pd.DataFrame, # the labelled tweets it was trained on: their class balance is its prior
+                  holdout: pd.DataFrame, # labelled tweets it was not trained on: scored, and its calibration fitted on them
                   out=ACCURATE_MODEL, # destination pickle; its folder is replaced as a whole
                   training: dict | None = None, # what it was trained on, for the manifest
                   progress: bool = True,
                  ) -> dict:
-    "Export `model` to int8 ONNX beside its tokenizer and the base model's licence, add the negation gate (`gate_accurate`), swap the folder in."
+    "Export `model` to int8 ONNX beside its tokenizer and the base model's licence, calibrate and score it on `holdout`, swap the folder in."
     out = Path(out); base = base_model_dir()
     out.parent.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent.parent, prefix=f".{out.parent.name}-"))
@@ -276,29 +304,27 @@ def save_accurate(model, # a fine-tuned sequence classifier (`fine_tune`)
         export_int8_onnx(model, staging/"model.onnx"); serving_tokenizer(base, staging/"tokenizer.json")
         for notice in ("LICENSE", "NOTICE"): shutil.copyfile(base/notice, staging/notice)
         staging.chmod(0o755)
-        manifest = gate_accurate(staging/out.name, train, holdout, training, progress)
+        manifest = score_accurate(staging/out.name, train, holdout, training, progress)
         replace_directory(staging, out.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True); raise
     return manifest
 
-def gate_accurate(path: Path, # the pickle to write, in a folder holding `model.onnx` and `tokenizer.json`
-                  train: pd.DataFrame, holdout: pd.DataFrame, # what the transformer was trained on; what it was not, to score
-                  training: dict | None = None, progress: bool = True,
-                 ) -> dict:
-    "Save the transformer alone, distil a fast pipeline from it on `train`, save both behind a `NegationGate`, score `holdout`; the manifest."
+def score_accurate(path: Path, # the pickle to write, in a folder holding `model.onnx` and `tokenizer.json`
+                   train: pd.DataFrame, holdout: pd.DataFrame, # what the transformer was trained on; what it was not
+                   training: dict | None = None, progress: bool = True,
+                  ) -> dict:
+    "Save the transformer as a `TweetPipeline` with the training prior, fit its temperature on `holdout`, score it there and on the behaviour suite; the manifest."
     files = TransformerClassifier.needed_files
-    save_pipeline(Pipeline([("classify", TransformerClassifier())]), path, files=files)  # the teacher, verified like any model
-    from sentiment_nb.distillation import transfer_set  # distillation imports this module (its default teacher)
-    transfer = transfer_set(train.text, path, progress=progress)
-    fast = train_pipeline(train.text, train.label, transfer=transfer, progress=progress)
-    pipeline = Pipeline([("classify", NegationGate(TransformerClassifier(), fast))])
+    pipeline = TweetPipeline([("classify", TransformerClassifier())])
+    pipeline.prior_ = class_prior(train.label, LABELS)
     save_pipeline(pipeline, path, files=files)
-    scored = load_pipeline(path)
-    metrics = {**sentiment_metrics(holdout.label, scored.predict(holdout.text.tolist())), "valid_rows": len(holdout),
-               "split": f"temporal: trained on every source but {TEMPORAL_HOLDOUT}, scored on it"}
+    scored = load_pipeline(path)  # verified, and its files attached
+    proba, _ = answers(scored, holdout.text.tolist())
+    metrics = {**sentiment_metrics(holdout.label, np.array(LABELS)[proba.argmax(axis=1)]), "valid_rows": len(holdout),
+               "split": f"temporal: trained on every source but {TEMPORAL_HOLDOUT}, scored on it",
+               "calibration": calibration_summary(proba, holdout.label, LABELS)}
+    scored.temperature_ = metrics["calibration"]["temperature"]
     fields = {"name": "accurate", "base_model": {"name": BASE_MODEL, "license": "Apache-2.0"}, "metrics": metrics,
-              "negation_gate": {"share_of_holdout": round(float(has_negator(holdout.text).mean()), 4), "fast_rows": len(train),
-                                "fast_transfer_rows": len(transfer)},
               "training_data": training or {}, "train_seconds": (training or {}).get("seconds"), "behaviour": behaviour_summary(scored)}
-    return save_pipeline(pipeline, path, files=files, **fields)
+    return save_pipeline(scored, path, files=files, **fields)

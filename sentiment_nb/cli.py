@@ -133,7 +133,8 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("train-accurate", help="fine-tune the accurate tier (a transformer; needs the train_accurate extra: make accurate)")
     a.add_argument("data", nargs="*", help="the SemEval TSV, whose sources give the temporal hold-out (default: the shared corpus, as for train)")
     a.add_argument("--out", default="models/accurate/pipeline.pkl", help="model path; its folder is replaced as a whole")
-    a.add_argument("--epochs", type=int, default=1)
+    a.add_argument("--epochs", type=int, default=2)
+    a.add_argument("--augment", type=int, default=600, help="rule-labelled examples per family (07a_augmentation); 0: the tweets alone")
     e = sub.add_parser("evaluate", help="metrics of a model on labelled tweets")
     e.add_argument("data", nargs="+")
     e.add_argument("--model", default=None)
@@ -195,7 +196,7 @@ def _train_accurate(a):
     from sentiment_nb.data import load_tweets, semeval_path
     if Path(a.out).is_dir(): raise IsADirectoryError(f"{a.out}: is a directory; give --out a file name such as {Path(a.out)/'pipeline.pkl'}")
     data = a.data or [semeval_path()]
-    manifest = train_accurate(load_tweets(data), a.out, data_paths=data, epochs=a.epochs)
+    manifest = train_accurate(load_tweets(data), a.out, data_paths=data, epochs=a.epochs, augment=a.augment)
     print(f"wrote {Path(a.out).parent}/ (trained in {manifest['train_seconds']}s{_held_out(manifest)})", file=sys.stderr)
     return manifest
 
@@ -216,11 +217,16 @@ def _check(a):
     return results
 
 def _evaluate(a):
+    import numpy as np
     from sentiment_nb.data import load_tweets
-    from sentiment_nb.models import sentiment_metrics
-    from sentiment_nb.pipeline import load_pipeline
+    from sentiment_nb.models import brier_score, expected_calibration_error, sentiment_metrics
+    from sentiment_nb.pipeline import answers, class_labels, load_pipeline
     df = load_tweets(a.data, a.fmt)
-    metrics = sentiment_metrics(df.label, load_pipeline(a.model).predict(df.text.tolist()))
+    model = load_pipeline(a.model)
+    labels = class_labels(model)
+    proba, _ = answers(model, df.text.tolist())
+    metrics = {**sentiment_metrics(df.label, np.array(labels)[proba.argmax(axis=1)]),
+               "calibration_error": expected_calibration_error(proba, df.label, labels), "brier": brier_score(proba, df.label, labels)}
     print(pd.Series(metrics, name=f"{len(df):,} tweets").to_frame().to_string(float_format="{:.4f}".format))
     return metrics
 

@@ -217,7 +217,7 @@ def mark_negation(text: str) -> str:
         if not words and _ANSWERING_RE.search(m.string, m.string.rfind("\n", 0, m.start()) + 1, m.start()): return space + m[0]  # see `answer`
         if not aside and (_NOT_DENYING_RE.match(scope) or upper_bound(m, words)): return space + m[0]
         rest = aside + _mark(scope, polar, "_neg")
-        if positive(words) or (not words and negator in _STANDALONE_NEGATORS) or "again" in words: return space + negator + rest
+        if positive(words) or (not words and negator in _STANDALONE_NEGATORS): return space + negator + rest
         return rest if space else rest.lstrip(" ")
     def answer(m):  # "X , but it was not" / "X ? no": the negator denies X; after "but", what X expected ("i thought X , but …")
         words = m[1].split(" "); start = _denied_from(words) if m[3] == "but" else 0
