@@ -261,7 +261,8 @@ def label_frame(frame: pd.DataFrame, # rows to label; every column is kept
     out = frame.assign(**{text_column: texts})
     out["label"] = [p["label"] for p in predictions]
     for label in class_labels(pipeline): out[f"p_{label}"] = [p["probabilities"][label] for p in predictions]
-    for field in ("language", "language_confidence", "supported", "reason"): out[field] = [p[field] for p in predictions]
+    for field, dtype in (("language", "string"), ("language_confidence", "float64"), ("supported", "bool"), ("reason", "string")):
+        out[field] = pd.Series([p[field] for p in predictions], index=out.index, dtype=dtype)  # typed: a part without any reason has the same schema
     return out
 
 # %% ../nbs/03_pipeline.ipynb #f75ce5d1
