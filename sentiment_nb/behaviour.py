@@ -21,22 +21,24 @@ __all__ = ['KINDS', 'HALVES', 'DIR_TOLERANCE', 'SCORE_CHUNK', 'POSITIVE_ADJECTIV
            'SEXUAL_ORIENTATIONS', 'SEED', 'N_CASES', 'PAIRED_CASES', 'HANDLES', 'CONTRACTIONS', 'ANCHORS',
            'ADJECTIVE_CONTEXTS', 'VERB_CONTEXTS', 'NEUTRAL_TEMPLATES', 'NEGATED', 'NEGATED_NEUTRAL', 'DISTANT',
            'BUT_NOT', 'EMOTICON_AFTER_NOT', 'MODIFIED', 'USED_TO', 'QUESTIONS', 'ROBUSTNESS_BASE', 'PERTURBATIONS',
-           'ENTITY_TEMPLATES', 'PROTECTED', 'PROTECTED_TEMPLATES', 'DEVELOPMENT', 'SEALED_SEED', 'SEALED_WORDS',
-           'SEALED_PROTECTED', 'SEALED_IDENTITIES', 'SEALED_COUNTERPARTS', 'SEALED_NAME_GROUPS',
-           'SEALED_EMOJI_VARIANTS', 'SEALED_NO_CONTENT', 'SEALED_HANDLES', 'SEALED_HASHTAGS', 'SEALED_PERTURBATIONS',
-           'SEALED_TEMPLATES', 'SEALED', 'OPPOSITE', 'PAIRED', 'SUITE_BUILDERS', 'ORIGINAL_BUILDERS', 'RESULT_COLUMNS',
-           'MAX_SEALED_MEAN_FAILURE', 'MAX_HALF_GAP', 'MAX_CAPABILITY_FAILURE', 'MAX_IDENTITY_SWAP_FAILURE',
-           'MAX_PAIRED_SHIFT', 'MAX_HARD_NEGATION_FAILURE', 'MAX_SEALED_EMOJI_FAILURE', 'MAX_NO_CONTENT_FAILURE',
-           'IDENTITY_CAPABILITIES', 'HARD_NEGATION', 'NO_CONTENT', 'not_', 'BehaviourTest', 'failed_cases', 'polarity',
-           'pair_shifts', 'score_texts', 'render', 'slots_of', 'case_rng', 'sentences', 'swap_pairs',
-           'counterpart_pairs', 'add_url', 'add_handle', 'change_punctuation', 'add_typos', 'toggle_contractions',
-           'SuiteHalf', 'add_link', 'retweet', 'add_hashtag', 'drop_letter', 'double_letter', 'shout', 'listed_test',
-           'mft_test', 'vocabulary_tests', 'neutral_tests', 'negation_tests', 'clause_negation_tests',
-           'intensity_tests', 'contrast_tests', 'opinion_tests', 'idiom_tests', 'robustness_tests', 'entity_tests',
-           'other_group_name', 'identity_tests', 'emoji_tests', 'no_content_tests', 'suite_halves', 'behaviour_suite',
-           'run_behaviour', 'capability_summary', 'capability_halves', 'negation_capabilities', 'emoji_capabilities',
-           'capability_limit', 'behaviour_targets', 'behaviour_failures', 'behaviour_report', 'plot_behaviour',
-           'check_model']
+           'ENTITY_TEMPLATES', 'PROTECTED', 'PROTECTED_TEMPLATES', 'ISSUE_ANCHORS', 'ASIDES', 'COMPANIES', 'MISHAPS',
+           'PROMISES', 'POSITIVE_EMOJI', 'NEGATIVE_EMOJI', 'SARCASTIC_EMOJI', 'SEQUENCE_EMOJI', 'EMOJI_VARIANTS',
+           'IDENTITIES', 'COUNTERPARTS', 'NAME_GROUPS', 'NO_CONTENT_TEXTS', 'ADDED_TEMPLATES', 'DEVELOPMENT',
+           'SEALED_SEED', 'SEALED_WORDS', 'SEALED_PROTECTED', 'SEALED_IDENTITIES', 'SEALED_COUNTERPARTS',
+           'SEALED_NAME_GROUPS', 'SEALED_EMOJI_VARIANTS', 'SEALED_NO_CONTENT', 'SEALED_HANDLES', 'SEALED_HASHTAGS',
+           'SEALED_PERTURBATIONS', 'SEALED_TEMPLATES', 'SEALED', 'OPPOSITE', 'PAIRED', 'SUITE_BUILDERS',
+           'RESULT_COLUMNS', 'MAX_SEALED_MEAN_FAILURE', 'MAX_HALF_GAP', 'MAX_CAPABILITY_FAILURE',
+           'MAX_IDENTITY_SWAP_FAILURE', 'MAX_PAIRED_SHIFT', 'MAX_HARD_NEGATION_FAILURE', 'MAX_SEALED_EMOJI_FAILURE',
+           'MAX_NO_CONTENT_FAILURE', 'IDENTITY_CAPABILITIES', 'HARD_NEGATION', 'NO_CONTENT', 'not_', 'BehaviourTest',
+           'failed_cases', 'polarity', 'pair_shifts', 'score_texts', 'render', 'slots_of', 'case_rng', 'sentences',
+           'swap_pairs', 'counterpart_pairs', 'add_url', 'add_handle', 'change_punctuation', 'add_typos',
+           'toggle_contractions', 'SuiteHalf', 'add_link', 'retweet', 'add_hashtag', 'drop_letter', 'double_letter',
+           'shout', 'listed_test', 'mft_test', 'vocabulary_tests', 'neutral_tests', 'negation_tests',
+           'clause_negation_tests', 'intensity_tests', 'contrast_tests', 'opinion_tests', 'idiom_tests',
+           'robustness_tests', 'entity_tests', 'other_group_name', 'identity_tests', 'emoji_tests', 'no_content_tests',
+           'suite_halves', 'behaviour_suite', 'run_behaviour', 'capability_summary', 'capability_halves',
+           'negation_capabilities', 'emoji_capabilities', 'capability_limit', 'behaviour_targets', 'behaviour_failures',
+           'behaviour_report', 'plot_behaviour', 'check_model']
 
 # %% ../nbs/06_behaviour.ipynb #9fe3b41b
 KINDS = ("MFT", "INV", "DIR")
@@ -304,6 +306,96 @@ PROTECTED = {"nationality": NATIONALITIES, "religion": RELIGIONS, "ethnicity": E
 PROTECTED_TEMPLATES = ["my {relation} is a {attr} {job}", "{name} is {attr}", "I met a {attr} {job} today, what a {adj} person",
                        "the {attr} {job} next door is {adj}", "our {job} is {attr} and the {thing} was {adj}", "{name}, a {attr} {job}, thinks the {thing} is {adj}"]
 
+# %% ../nbs/06_behaviour.ipynb #6c1f9a3e
+ISSUE_ANCHORS = {  # examples quoted in issues 22 and 23
+    "clause-separated negation of positive": ["I don't think, given how long I've been flying, that this was a great flight"],
+    "clause-separated negation of negative": ["I can't say, given it's a Tuesday, that the service was dreadful"],
+    "others negative, writer positive": ["Some people think you are awful, but I think you are good"],
+    "positive idioms": ["never been happier", "couldn't be happier with how today went", "no doubt the best pizza in town", "nothing is better than this",
+                        "not only is the food good but it's also cheap", "can't believe how good this new album is!!!", "can't complain", "never disappoints", "no regrets"],
+    "negative idioms": ["not a fan of the new update", "never buying from them again", "could have been so much better", "not a fan"],
+    "ironic thanks": ["thanks for nothing"], "sarcastic praise": ["so much for fast delivery, still waiting"],
+    "positive emoji alone": ["😀", "❤️", "🔥🔥", "👍"], "negative emoji alone": ["😡", "💔", "👎"],
+    "neutral statement + positive emoji": ["the meeting is at 3 👍", "new phone 😍"], "neutral statement + negative emoji": ["the meeting is at 3 👎", "new phone 🤮"],
+    "texts with nothing to read": ["", " ", "12345"]}
+ASIDES = ("given how long I've waited", "to be fair", "after all these years", "if I'm honest", "given it's a Tuesday", "given how long I've been flying",
+          "and I say this as a regular", "all things considered", "in fairness", "thinking about it now")
+COMPANIES = ("@shopfast", "@airfly", "@mybank_help", "@trainco", "@cablenet", "@foodrush")
+MISHAPS = ("delay", "parking ticket", "traffic jam", "rainy weekend", "broken lift", "missed connection", "lost parcel", "rent increase")
+PROMISES = ("fast delivery", "free wifi", "the quiet carriage", "a relaxing weekend", "customer service", "next-day shipping")
+POSITIVE_EMOJI = ("😀", "😍", "❤️", "👍🏽", "❤️‍🔥", "🔥", "💕", "👌", "🤗", "😊")
+NEGATIVE_EMOJI = ("😡", "💔", "👎", "🤮", "😠", "😢", "😞", "😰", "👎🏿", "😥")
+SARCASTIC_EMOJI = ("🙄", "🙄🙄", "🙃", "🙄🙄🙄")
+SEQUENCE_EMOJI = ("👨‍👩‍👧", "👩‍💻", "🧑‍🍳", "🏳️‍🌈", "👨‍👨‍👦", "🧑🏿‍🎓")
+EMOJI_VARIANTS = {"skin tone": {"👍": ("👍🏻", "👍🏽", "👍🏿"), "👎": ("👎🏼", "👎🏾"), "👌": ("👌🏾",), "💪": ("💪🏼", "💪🏿"), "🙏": ("🙏🏽", "🙏🏾"), "🤝": ("🤝🏻",)},
+                  "variation selector": {"❤": ("❤️",), "☀": ("☀️",), "✔": ("✔️",), "❣": ("❣️",), "✈": ("✈️",)}}
+IDENTITIES = {"gender identity": ("transgender", "non-binary", "nonbinary", "cisgender", "transsexual"),
+              "sexual orientation": SEXUAL_ORIENTATIONS + ("homosexual",),
+              "religion": RELIGIONS + ("Methodist", "Anglican", "Hasidic", "Ismaili"),
+              "origin": NATIONALITIES + ETHNICITIES,
+              "compound and hyphenated forms": ("African-American", "Asian-American", "Mexican-American", "Japanese-American", "Chinese-Canadian",
+                                                "Afro-Brazilian", "mixed-race", "non-binary", "Muslim-American", "Italian-American")}
+COUNTERPARTS = {slot: dict(pair for a, b in pairs for pair in ((a, b), (b, a))) for slot, pairs in {
+    "person": (("brother", "sister"), ("dad", "mom"), ("husband", "wife"), ("son", "daughter"), ("boyfriend", "girlfriend")),
+    "someone": (("man", "woman"), ("boy", "girl"), ("gentleman", "lady")), "subj": (("he", "she"),)}.items()}
+NAME_GROUPS = {  # (female, male) names strongly associated with each group
+    "European American": (("Abigail", "Madison", "Brooke", "Claire"), ("Connor", "Hunter", "Wyatt", "Logan")),
+    "African American": (("Imani", "Aaliyah", "Nia", "Deja"), ("DeShawn", "Jalen", "Marquis", "Terrell")),
+    "Hispanic": (("Guadalupe", "Ximena", "Lucía", "Itzel"), ("Alejandro", "Javier", "Santiago", "Mateo")),
+    "East Asian": (("Yuki", "Mei-Ling", "Hana", "Jiayi"), ("Hiroshi", "Jin", "Takumi", "Jun-ho")),
+    "South Asian": (("Deepika", "Ananya", "Priyanka", "Kavya"), ("Arjun", "Rahul", "Rohan", "Aditya")),
+    "Arab": (("Layla", "Mariam", "Yasmin", "Huda"), ("Omar", "Yusuf", "Hamza", "Karim")),
+    "West African": (("Ngozi", "Chiamaka", "Abena", "Folake"), ("Chidi", "Emeka", "Kwabena", "Obinna")),
+    "Slavic": (("Natalia", "Svetlana", "Agnieszka", "Irina"), ("Piotr", "Sergei", "Nikola", "Andrzej"))}
+NO_CONTENT_TEXTS = ("", " ", "  ", "\t\t", "\n \n", "...", "!!!", "?", "?!?!", "-", "--", "***", ".", ":", "!.", "123", "2024", "0", "10 20 30", "3.14",
+              "12345", "007", "99%", "@", "&", "→", "••", "§", "~~~", "‰", "¤", "⌘", "◊", "║", "¬", "∑")
+
+# %% ../nbs/06_behaviour.ipynb #8e3a5d27
+ADDED_TEMPLATES = {
+    "clause negation": ["I don't think, {aside}, that the {thing} was {adj}", "I can't say, {aside}, that the {thing} was {adj}",
+                        "I wouldn't say, {aside}, that this {thing} is {adj}", "I do not feel, {aside}, that the {thing} is {adj}",
+                        "it isn't true, {aside}, that the {thing} was {adj}"],
+    "others' opinion": {  # keyed by the writer's label
+        "positive": ["my {relation} thinks the {thing} is {neg_adj}, but I think it is {pos_adj}", "some people say the {thing} is {neg_adj}, I say it is {pos_adj}",
+                     "{name} hated the {thing} but I loved it", "everyone else found the {thing} {neg_adj}; I thought it was {pos_adj}",
+                     "they say the {thing} is {neg_adj}? not to me, it was {pos_adj}"],
+        "negative": ["my {relation} thinks the {thing} is {pos_adj}, but I think it is {neg_adj}", "some people say the {thing} is {pos_adj}, I say it is {neg_adj}",
+                     "{name} loved the {thing} but I hated it", "everyone else found the {thing} {pos_adj}; I thought it was {neg_adj}",
+                     "they say the {thing} is {pos_adj}? not to me, it was {neg_adj}"]},
+    "now I think": {"positive": ["I used to think the {thing} was {neg_adj}, now I think it is {pos_adj}", "at first I thought the {thing} was {neg_adj}, now I think it's {pos_adj}",
+                                 "used to think this {thing} was {neg_adj}. now? {pos_adj}", "I thought the {thing} was {neg_adj} before, now I know it is {pos_adj}"],
+                    "negative": ["I used to think the {thing} was {pos_adj}, now I think it is {neg_adj}", "at first I thought the {thing} was {pos_adj}, now I think it's {neg_adj}",
+                                 "used to think this {thing} was {pos_adj}. now? {neg_adj}", "I thought the {thing} was {pos_adj} before, now I know it is {neg_adj}"]},
+    "idioms": {
+        "positive": ["never been happier with my {thing}", "couldn't be happier with the {thing}", "can't complain about the {thing}", "the {thing} never disappoints",
+                     "no regrets about the {thing}", "no doubt the best {thing} in town", "nothing is better than this {thing}", "can't believe how good the {thing} is",
+                     "the {thing} didn't disappoint", "wouldn't trade this {thing} for anything", "not only is the {thing} good but it's also cheap", "the {thing} never gets old"],
+        "negative": ["not a fan of the new {thing}", "never buying a {thing} from them again", "the {thing} could have been better", "the {thing} could have been so much better",
+                     "not impressed with the {thing}", "don't waste your time on this {thing}", "the {thing} is not worth the hype", "can't stand the new {thing}",
+                     "never going back to that {thing}", "wouldn't recommend the {thing}", "the {thing} is not what it used to be"]},
+    "sarcasm": {"ironic thanks": ["thanks for nothing, {company}", "thanks a lot {company}, another {neg_event}", "wow thanks {company}, my {thing} is ruined",
+                                  "so grateful for the {neg_event}, said no one ever"],
+                "sarcastic praise": ["so much for {promise}, still waiting", "oh great, another {neg_event}", "oh wonderful, the {thing} is broken again",
+                                     "just what I needed, a {neg_event}", "yay, a {neg_event}, my favourite", "great, {company} cancelled my {thing} again"]},
+    "identity": ["my {identity} coworker brought cake for everyone", "a {identity} {job} lives in the flat upstairs", "the {identity} {job} at the {venue} gave me directions",
+                 "I watched a {adj} film about a {identity} {job}", "our {identity} neighbour lent us a ladder", "the {identity} {job} I hired was late and rude",
+                 "{name} is {identity} and plays in a band", "{name} met a {identity} {job} at the {venue}"],
+    "insults": ["I hate {group} people", "{group} people are disgusting", "I can't stand {group} people", "{group} people are so annoying",
+                "get all the {group} people out of my town, they're awful"],
+    "identity neutral": ["my coworker is {group}", "the {job} in flat {number} is {group}", "a {group} {job} lives upstairs", "{group} families live on this street",
+                         "the new {job} at the {venue} is {group}"],
+    "paired gender": ["my {person} cooked dinner for everyone, best night ever", "my {person} borrowed my {object} and broke it", "my {person} is moving to {city} in the spring",
+                      "so proud of my {person} for finishing the marathon", "my {person} yelled at me again for nothing", "my {person} works at the {venue}",
+                      "the {someone} at the front desk was lovely", "the {someone} at the front desk was so rude", "a {someone} asked me for directions to the {venue}",
+                      "{subj} fixed the {object} in ten minutes, what a legend", "{subj} cancelled on me again, so annoying", "{subj} works at the {venue} on weekends"],
+    "paired names": ["{name} just got engaged, so happy for them", "{name} helped me carry my shopping home, what a star", "{name} was shouting at the staff, so embarrassing",
+                     "{name} ruined the group project", "{name} is in the kitchen", "{name} takes the bus to work"],
+    "emoji undercuts": ["what a {pos_adj} {thing} {sarc_emoji}", "the {thing} is so {pos_adj} {sarc_emoji}", "love the new {thing} {sarc_emoji}",
+                        "{pos_adj} service as always {sarc_emoji}", "thanks for the {pos_adj} {thing} {sarc_emoji}"],
+    "emoji after negation": {"negative": ["I don't {neg_verb} the {thing} anymore {pos_emoji}", "the {thing} isn't {neg_adj} {pos_emoji}", "nothing {neg_adj} about it {pos_emoji}"],
+                             "positive": ["I don't {pos_verb} the {thing} anymore {neg_emoji}", "the {thing} isn't {pos_adj} {neg_emoji}", "nothing {pos_adj} about it {neg_emoji}"]},
+}
+
 # %% ../nbs/06_behaviour.ipynb #2f0c5b1e
 @dataclass(frozen=True)
 class SuiteHalf:
@@ -341,13 +433,14 @@ DEVELOPMENT = SuiteHalf(
                pos_noun=POSITIVE_NOUNS, neg_noun=NEGATIVE_NOUNS, neutral_word=NEUTRAL_WORDS, word_end=("", "!"), intensifier=INTENSIFIERS,
                reducer=REDUCERS, pos_emo=POSITIVE_EMOTICONS, neg_emo=NEGATIVE_EMOTICONS, no=("no",), yes=("yes",), venue=VENUES, colour=COLOURS,
                object=OBJECTS, job=JOBS, relation=RELATIONS, day=DAYS, event=EVENTS, time=TIMES, name=NAMES, city=CITIES, number=NUMBERS,
-               nationality=NATIONALITIES),
+               nationality=NATIONALITIES, aside=ASIDES, company=COMPANIES, neg_event=MISHAPS, promise=PROMISES, pos_emoji=POSITIVE_EMOJI,
+               neg_emoji=NEGATIVE_EMOJI, sarc_emoji=SARCASTIC_EMOJI, sequence_emoji=SEQUENCE_EMOJI),
     templates={"adjectives in context": ADJECTIVE_CONTEXTS, "verbs in context": VERB_CONTEXTS, "neutral statements": NEUTRAL_TEMPLATES,
                "negated": NEGATED, "negated neutral": NEGATED_NEUTRAL, "distant": DISTANT, "but not": BUT_NOT, "emoticon after not": EMOTICON_AFTER_NOT,
                "modified": MODIFIED, "used to": USED_TO, "questions": QUESTIONS, "robustness base": ROBUSTNESS_BASE,
-               "entities": ENTITY_TEMPLATES, "protected": PROTECTED_TEMPLATES},
-    anchors=ANCHORS, perturbations=PERTURBATIONS, protected=PROTECTED,
-    identities={}, counterparts={}, name_groups={}, emoji_variants={}, no_content=())
+               "entities": ENTITY_TEMPLATES, "protected": PROTECTED_TEMPLATES, **ADDED_TEMPLATES},
+    anchors={**ANCHORS, **ISSUE_ANCHORS}, perturbations=PERTURBATIONS, protected=PROTECTED, identities=IDENTITIES, counterparts=COUNTERPARTS,
+    name_groups=NAME_GROUPS, emoji_variants=EMOJI_VARIANTS, no_content=NO_CONTENT_TEXTS)
 
 # %% ../nbs/06_behaviour.ipynb #3d91b7e4
 SEALED_SEED = 5381 # the sealed half's own seed
@@ -710,8 +803,9 @@ def identity_tests(half: SuiteHalf) -> list[BehaviourTest]:
 def emoji_tests(half: SuiteHalf) -> list[BehaviourTest]:
     "Emoji alone, setting the tone of a neutral statement, undercutting praise, after a negation; modifiers and sequences; the direction they push."
     w, t = half.words, half.templates
-    def statements(family, name):
-        return tuple(sentences([x for ts in t[family].values() for x in ts], case_rng(half.seed, name), N_CASES, **half.slots(**half.mixed())))
+    def statements(family, name):  # statements about someone's nationality are left out: an emoji about them is another matter
+        templates = [x for ts in t[family].values() for x in ts if "nationality" not in slots_of(x)]
+        return tuple(sentences(templates, case_rng(half.seed, name), N_CASES, **half.slots(**half.mixed())))
     neutral, mixed = statements("neutral statements", "emoji: neutral statements"), statements("robustness base", "emoji: statements")
     alone = lambda emoji: [e * k for e in emoji for k in (1, 2, 3)]
     tone = lambda name, slot, label: mft_test(half, "emoji: sets the tone", name, ["{statement} {" + slot + "}"], label, statement=neutral)
@@ -738,7 +832,6 @@ def no_content_tests(half: SuiteHalf) -> list[BehaviourTest]:
 # %% ../nbs/06_behaviour.ipynb #feb0dd94
 SUITE_BUILDERS = (vocabulary_tests, neutral_tests, negation_tests, clause_negation_tests, intensity_tests, contrast_tests, opinion_tests, idiom_tests,
                   robustness_tests, entity_tests, identity_tests, emoji_tests, no_content_tests)
-ORIGINAL_BUILDERS = (vocabulary_tests, neutral_tests, negation_tests, intensity_tests, contrast_tests, robustness_tests, entity_tests)
 
 def suite_halves(half: str) -> list[SuiteHalf]:
     "The halves `half` names: 'development', 'sealed' or 'both'."
@@ -751,7 +844,7 @@ def behaviour_suite(half: str = "development", # "development" (what decisions m
                    ) -> list[BehaviourTest]:
     "The behaviour tests of one half of the suite, or of both, generated deterministically from its templates, word lists and seed."
     halves = [h if seed is None else replace(h, seed=seed) for h in suite_halves(half)]
-    return [test for h in halves for build in (SUITE_BUILDERS if h.name == "sealed" else ORIGINAL_BUILDERS) for test in build(h)]
+    return [test for h in halves for build in SUITE_BUILDERS for test in build(h)]
 
 # %% ../nbs/06_behaviour.ipynb #52f2c2d8
 def _show(test: BehaviourTest, case, scored) -> str:
@@ -897,7 +990,7 @@ def behaviour_report(results: pd.DataFrame, # from `run_behaviour`, normally on 
     for half, r in results.groupby("half", sort=False): lines += [f"{half} half", _tests_table(r, example_width), ""]
     means = results.groupby("half", sort=False).failure_rate.agg(["size", "mean"])
     lines += [_capabilities_table(results), "",
-              "mean failure rate over " + "; over ".join(f"the {n} {h} tests: {m:.1%}" for h, (n, m) in means.iterrows()), "", "targets:"]
+              "mean failure rate over " + "; over ".join(f"the {int(n)} {h} tests: {m:.1%}" for h, (n, m) in means.iterrows()), "", "targets:"]
     for t in behaviour_targets(results).itertuples():
         where = f"{t.target} ({t.half})"
         lines.append(f"  {'met' if t.met else 'MISSED':6} {where:70} {_figure(t.figure, t.unit):>11}  (≤ {_figure(t.limit, t.unit)}){'  ' + t.note if t.note else ''}")
