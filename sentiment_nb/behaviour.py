@@ -1023,8 +1023,9 @@ def plot_behaviour(results: pd.DataFrame, # from `run_behaviour`
         ax.scatter(limits, list(y), marker="|", s=120, color="black", zorder=3, label="target")
         ax.set(xlim=(0, 1), title=f"{half} half", xlabel="failure rate (mean over the capability's tests)")
     axes[0].set_yticks(list(y), capabilities)
-    axes[-1].legend(loc="lower right", fontsize="small")
-    axes[0].figure.suptitle(title)
+    figure = axes[0].figure
+    figure.suptitle(title)
+    figure.legend(*axes[-1].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.96), ncol=3, fontsize="small", frameon=False)
     return axes
 
 # %% ../nbs/06_behaviour.ipynb #20ef360b
