@@ -31,7 +31,7 @@ __all__ = ['KINDS', 'HALVES', 'DIR_TOLERANCE', 'SCORE_CHUNK', 'POSITIVE_ADJECTIV
            'MAX_IDENTITY_SWAP_FAILURE', 'MAX_PAIRED_SHIFT', 'MAX_HARD_NEGATION_FAILURE', 'MAX_SEALED_EMOJI_FAILURE',
            'MAX_NO_CONTENT_FAILURE', 'IDENTITY_CAPABILITIES', 'HARD_NEGATION', 'NO_CONTENT', 'not_', 'BehaviourTest',
            'failed_cases', 'polarity', 'pair_shifts', 'score_texts', 'render', 'slots_of', 'case_rng', 'sentences',
-           'swap_pairs', 'counterpart_pairs', 'add_url', 'add_handle', 'change_punctuation', 'add_typos',
+           'swap_pairs', 'counterpart_pairs', 'both_ways', 'add_url', 'add_handle', 'change_punctuation', 'add_typos',
            'toggle_contractions', 'SuiteHalf', 'add_link', 'retweet', 'add_hashtag', 'drop_letter', 'double_letter',
            'shout', 'listed_test', 'mft_test', 'vocabulary_tests', 'neutral_tests', 'negation_tests',
            'clause_negation_tests', 'intensity_tests', 'contrast_tests', 'opinion_tests', 'idiom_tests',
@@ -221,6 +221,10 @@ def counterpart_pairs(templates, rng: random.Random,
         pairs.append((render(template, **values), render(template, **swapped)))
     return pairs
 
+def both_ways(pairs) -> dict:
+    "Counterparts that swap in either direction: {a: b, b: a} for every pair (a, b)."
+    return {x: y for a, b in pairs for x, y in ((a, b), (b, a))}
+
 # %% ../nbs/06_behaviour.ipynb #e85b4012
 HANDLES = ("@sam_k", "@newsdesk", "@jo_lee", "@cityfan99", "@the_real_pat", "@mika")
 CONTRACTIONS = {"do not": "don't", "does not": "doesn't", "did not": "didn't", "is not": "isn't", "was not": "wasn't",
@@ -335,7 +339,7 @@ IDENTITIES = {"gender identity": ("transgender", "non-binary", "nonbinary", "cis
               "origin": NATIONALITIES + ETHNICITIES,
               "compound and hyphenated forms": ("African-American", "Asian-American", "Mexican-American", "Japanese-American", "Chinese-Canadian",
                                                 "Afro-Brazilian", "mixed-race", "non-binary", "Muslim-American", "Italian-American")}
-COUNTERPARTS = {slot: dict(pair for a, b in pairs for pair in ((a, b), (b, a))) for slot, pairs in {
+COUNTERPARTS = {slot: both_ways(pairs) for slot, pairs in {
     "person": (("brother", "sister"), ("dad", "mom"), ("husband", "wife"), ("son", "daughter"), ("boyfriend", "girlfriend")),
     "someone": (("man", "woman"), ("boy", "girl"), ("gentleman", "lady")), "subj": (("he", "she"),)}.items()}
 NAME_GROUPS = {  # (female, male) names strongly associated with each group
@@ -509,11 +513,10 @@ SEALED_IDENTITIES = {
     "origin": SEALED_PROTECTED["nationality"] + SEALED_PROTECTED["ethnicity"],
     "compound and hyphenated forms": ("Korean-American", "Arab-American", "Cuban-American", "Afro-Caribbean", "Indo-Canadian", "British-Pakistani",
                                       "Chinese-Australian", "Afro-Latino", "Irish-Nigerian", "Franco-Algerian", "two-spirit", "gender-nonconforming")}
-SEALED_COUNTERPARTS = {  # each pair both ways: the paired test swaps every gendered word of a filling
-    "person": dict(pair for a, b in (("uncle", "aunt"), ("grandpa", "grandma"), ("nephew", "niece"), ("father", "mother"),
-                                      ("stepbrother", "stepsister"), ("fiancé", "fiancée"), ("godfather", "godmother"), ("grandson", "granddaughter"))
-                   for pair in ((a, b), (b, a))),
-    "obj": {"him": "her", "her": "him"}, "poss": {"his": "her", "her": "his"}}
+SEALED_COUNTERPARTS = {  # the paired test swaps every gendered word of a filling
+    "person": both_ways((("uncle", "aunt"), ("grandpa", "grandma"), ("nephew", "niece"), ("father", "mother"),
+                         ("stepbrother", "stepsister"), ("fiancé", "fiancée"), ("godfather", "godmother"), ("grandson", "granddaughter"))),
+    "obj": both_ways((("him", "her"),)), "poss": both_ways((("his", "her"),))}
 SEALED_NAME_GROUPS = {  # (female, male) names strongly associated with each group; our own lists
     "European American": (("Caroline", "Molly", "Meredith", "Lindsey"), ("Tucker", "Bradley", "Colby", "Garrett")),
     "African American": (("Shanice", "Ayanna", "Tameka", "Latrice"), ("Kareem", "Tremaine", "Rashad", "DaQuan")),
