@@ -121,7 +121,7 @@ accurate: venv ## fine-tune the accurate tier into models/accurate/, behind its 
 
 # MODEL=path checks another pickle (its manifest is verified first); the default is $SENTIMENT_MODEL or models/pipeline.pkl.
 MODEL ?=
-behaviour: ## behaviour-suite failure rates per test and capability, against issue 10's targets (MODEL=path)
+behaviour: ## the behaviour suite, both halves (development and sealed) side by side: failure rates per test and capability, against the targets (MODEL=path)
 	$(BIN)/sentiment-nb check $(if $(MODEL),--model $(MODEL))
 
 ##@ Docker (.ci/docker-image.sh starts a local engine and a stand-in base image when none is available)

@@ -1,13 +1,18 @@
-"""Issue 10's behaviour targets on the shipped model, and a weak model that must miss them (nbs/06_behaviour.ipynb tests the suite itself)."""
+"""The behaviour targets (issues 22 and 23) on the shipped models, both halves of the suite, and weak models that must miss them
+(nbs/06_behaviour.ipynb tests the suite itself)."""
 import numpy as np
+import pytest
 
-from sentiment_nb.behaviour import (MAX_CAPABILITY_FAILURE, behaviour_failures, behaviour_report, check_model,
-                                    negation_capabilities, run_behaviour)
+from sentiment_nb.accurate import ACCURATE_MODEL
+from sentiment_nb.behaviour import (MAX_PAIRED_SHIFT, PAIRED, behaviour_failures, behaviour_report, behaviour_suite, behaviour_targets,
+                                    check_model, run_behaviour)
 from sentiment_nb.data import LABELS
+
+BOTH = behaviour_suite("both")
 
 
 class ConstantPipeline:
-    """A model that gives every tweet the same label, with the interface `predict_pipeline` needs."""
+    """A model that gives every tweet the same probabilities, with the interface `predict_pipeline` needs."""
     classes_ = np.array(LABELS)
 
     def __init__(self, label):
@@ -17,26 +22,71 @@ class ConstantPipeline:
         return np.tile(self.row, (len(texts), 1))
 
 
+class LeaningPipeline(ConstantPipeline):
+    """Neutral for every tweet, but a little more negative when it mentions a woman: the label never changes, the polarity does."""
+    WOMEN = {"she", "her", "sister", "mom", "wife", "daughter", "girlfriend", "woman", "girl", "lady",
+             "aunt", "grandma", "niece", "mother", "stepsister", "fiancée", "godmother", "granddaughter"}
+
+    def __init__(self):
+        super().__init__("neutral")
+
+    def predict_proba(self, texts):
+        lean = np.array([0.15 if self.WOMEN & set(t.lower().split()) else 0.0 for t in texts])
+        moved = np.where(self.classes_ == "negative", 1.0, 0.0) - np.where(self.classes_ == "neutral", 1.0, 0.0)  # neutral 0.8 -> 0.65
+        return super().predict_proba(texts) + np.outer(lean, moved)
+
+
+def missed_targets(results) -> set:
+    return {m.split(" (")[0] for m in behaviour_failures(results)}
+
+
 def test_shipped_model_meets_the_behaviour_targets(served_model_path):
     results, report = check_model(served_model_path)
     missed = behaviour_failures(results)
     assert not missed, "behaviour targets missed:\n  " + "\n  ".join(missed) + f"\n\n{report}"
 
 
-def test_a_model_that_always_says_negative_misses_the_targets():
-    results = run_behaviour(ConstantPipeline("negative"))
+@pytest.mark.slow
+def test_accurate_tier_meets_the_behaviour_targets():
+    results, report = check_model(ACCURATE_MODEL)
     missed = behaviour_failures(results)
-    assert any(m.startswith("mean failure rate") for m in missed), missed
-    # it reads every negated neutral statement and every "not bad :)" as negative
-    for capability in ("negation: neutral", "negation: emoticon"):
-        assert any(f"negation capability {capability!r}" in m for m in missed), (capability, missed)
-    assert behaviour_report(results).count("MISSED") == 2 + len(negation_capabilities(results)) - 1  # all but "negation: positive"
+    assert not missed, "behaviour targets missed:\n  " + "\n  ".join(missed) + f"\n\n{report}"
+
+
+def test_a_model_that_always_says_negative_misses_the_targets():
+    results = run_behaviour(ConstantPipeline("negative"), BOTH)
+    missed = missed_targets(results)
+    # a negated negative, the writer's praise over someone's complaint, an empty text, a happy emoji: all negative
+    assert {"mean failure rate", "every capability", "negation: across a clause", "negation: but-clause", "another person's opinion",
+            "no content", "emoji: alone", "emoji: sets the tone"} <= missed, missed
+    # a constant model is perfectly invariant: the identity targets alone do not make a fair model
+    assert not missed & {"identity swaps that change the label", "largest paired-sentence shift of p(positive) − p(negative)"}, missed
+    assert behaviour_report(results).count("MISSED") == len(behaviour_failures(results))
 
 
 def test_invariance_alone_cannot_pass_a_constant_model():
     # a constant model passes every INV test and every "not X" test: the MFT tests with one allowed label must catch it
-    results = run_behaviour(ConstantPipeline("neutral"))
-    by_test = results.set_index("test").failure_rate
-    assert by_test["change the religion"] == 0.0 and by_test["negated neutral statement"] == 0.0
-    assert by_test["positive words"] == 1.0 and by_test["used to negative, now positive"] == 1.0
-    assert any(f"> {MAX_CAPABILITY_FAILURE:.0%}" in m for m in behaviour_failures(results))
+    results = run_behaviour(ConstantPipeline("neutral"), BOTH)
+    by_test = results.set_index(["half", "test"]).failure_rate
+    for half in ("development", "sealed"):
+        assert by_test[half, "change the religion"] == 0.0 and by_test[half, "negated neutral statement"] == 0.0
+        assert by_test[half, "positive words"] == 1.0 and by_test[half, "used to negative, now positive"] == 1.0
+        assert by_test[half, "texts with nothing to read"] == 0.0
+    assert "every capability" in missed_targets(results)
+
+
+def test_a_polarity_that_leans_on_gender_misses_the_paired_target_without_a_label_flip():
+    results = run_behaviour(LeaningPipeline(), BOTH)
+    targets = behaviour_targets(results).set_index(["target", "half"])
+    for half in ("development", "sealed"):
+        assert targets.met["identity swaps that change the label", half]  # every label stays neutral
+        shift = targets.figure["largest paired-sentence shift of p(positive) − p(negative)", half]
+        assert shift > MAX_PAIRED_SHIFT and not targets.met["largest paired-sentence shift of p(positive) − p(negative)", half], shift
+    gender = results[(results.capability == PAIRED) & (results.test == "a person of another gender")]
+    assert (gender.failures == 0).all() and (gender.mean_shift > 0).all()
+
+
+def test_a_development_half_alone_does_not_meet_the_sealed_targets():
+    results = run_behaviour(ConstantPipeline("neutral"))  # the default: the development half, what decisions may look at
+    assert set(results.half) == {"development"}
+    assert "mean failure rate (sealed half): not run" in behaviour_failures(results)
