@@ -23,7 +23,7 @@ from .augmentation import HARD, augmented_tweets
 from .emoji_sentiment import demojize_text, emoji_token
 from .identity import neutralise_identity
 from .models import TweetPipeline, calibration_summary, class_prior
-from .preprocess import _URL_RE, _USER_RE, NEGATIVE, POSITIVE, URL, USER, has_negator, replace_directory
+from .preprocess import _URL_RE, _USER_RE, NEGATIVE, POSITIVE, URL, USER, has_negator, negates_negative, replace_directory
 from .pipeline import _write_temp, answers, behaviour_summary, class_labels, data_files, load_pipeline, save_pipeline, train_pipeline
 
 # %% auto #0
@@ -113,13 +113,14 @@ def padded_batch(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
 
 # %% ../nbs/07_accurate.ipynb #dfc87239
 class NegationGate(ClassifierMixin, BaseEstimator):
-    "The transformer's answer, except for tweets with a negator, which a fast pipeline answers; its files are attached by `load_pipeline`."
+    "The transformer's answer, except for the tweets `route` picks, which a fast pipeline answers; its files are attached by `load_pipeline`."
     needed_files = TransformerClassifier.needed_files
 
     def __init__(self, transformer: TransformerClassifier, # answers tweets without a negator
-                 fast: Pipeline, # a fitted fast pipeline with the same classes, answers tweets with one
+                 fast: Pipeline, # a fitted fast pipeline with the same classes, answers the routed tweets
+                 route: str = "negator", # "negator": every tweet with a negator; "negated negative": those that negate a negative word
                 ):
-        self.transformer, self.fast = transformer, fast
+        self.transformer, self.fast, self.route = transformer, fast, route
 
     @property
     def classes_(self) -> np.ndarray: return self.transformer.classes_
@@ -136,7 +137,8 @@ class NegationGate(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         if class_labels(self.fast) != list(self.classes_): raise ValueError(f"fast pipeline classes {class_labels(self.fast)} != {list(self.classes_)}")
         X = list(X)
-        negated, out = has_negator(X), np.zeros((len(X), len(self.classes_)))
+        negated = negates_negative(X) if getattr(self, "route", "negator") == "negated negative" else has_negator(X)
+        out = np.zeros((len(X), len(self.classes_)))
         for rows, model in ((~negated, self.transformer), (negated, self.fast)):
             if rows.any(): out[rows] = model.predict_proba([X[i] for i in np.flatnonzero(rows)])
         return out

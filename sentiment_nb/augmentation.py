@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_augmentation.ipynb #481824a7
 from __future__ import annotations
-import random, re
+import itertools, random, re
 
 import pandas as pd
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -131,9 +131,8 @@ def augmented_tweets(train: pd.DataFrame, # the fine-tuning split's labelled twe
         if (v := negated_copula(t, l, lexicon)): add(v, not_(l), "negated copula")
     neutral_tweets = [t for t, l in zip(train.text, train.label) if l == "neutral" and not _NEGATOR_RE.search(t)]
     rng.shuffle(neutral_tweets)
-    for t in neutral_tweets:
-        if sum(f == "negated neutral" for *_, f in rows) >= n_each: break
-        if (v := negated_neutral(t, lexicon)): add(v, HARD["neutral"], "negated neutral")
+    negated = (v for t in neutral_tweets if (v := negated_neutral(t, lexicon)))
+    for v in itertools.islice(negated, n_each): add(v, HARD["neutral"], "negated neutral")
     for _ in range(n_each):
         p = polar()
         idiom = rng.choice(IDIOMS[p]).format()
