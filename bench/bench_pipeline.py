@@ -10,6 +10,7 @@ import argparse, statistics, sys, time
 from sentiment_nb.behaviour import behaviour_failures, capability_summary, negation_capabilities, run_behaviour
 from sentiment_nb.data import TEMPORAL_HOLDOUT, load_semeval, semeval_path, temporal_split
 from sentiment_nb.distillation import transfer_set
+from sentiment_nb.language import detect_languages
 from sentiment_nb.models import previous_recipe, sentiment_metrics
 from sentiment_nb.accurate import ACCURATE_MODEL
 from sentiment_nb.pipeline import default_model_path, load_pipeline, model_files, predict_pipeline, train_pipeline, validation_metrics
@@ -54,6 +55,7 @@ def main():
     batch = later.text.tolist()[:10_000]  # tweets from after the training years' vocabulary: the lemma cache starts cold
     cold_s = timed(lambda: predict_pipeline(batch, shipped))
     batch_s = statistics.median(timed(lambda: predict_pipeline(batch, shipped)) for _ in range(args.repeats))
+    language_s = statistics.median(timed(lambda: detect_languages(batch)) for _ in range(args.repeats))  # its part of each call above
     singles = later.text.sample(args.single, random_state=1).tolist()
     for t in singles[:200]: predict_pipeline(t, shipped)
     single_ms = statistics.median(timed(lambda t=t: predict_pipeline(t, shipped)) * 1e3 for t in singles)
@@ -71,6 +73,8 @@ def main():
         ("Behaviour suite: worst negation capability", f"{negation.idxmax()} {negation.max():.1%}", "<= 25%", negation.max() <= 0.25),
         ("`predict_pipeline`, 10,000 hold-out tweets in one call (median)", f"{len(batch) / batch_s:,.0f} tweets/s", ">= 25,000 tweets/s",
          len(batch) / batch_s >= 25_000),
+        ("Language identification's share of that call (`detect_languages` on the same tweets): the throughput it costs",
+         f"{language_s / batch_s:.1%}", "<= 10%", language_s / batch_s <= 0.10),
         ("`predict_pipeline`, the same call on a cold lemma cache", f"{len(batch) / cold_s:,.0f} tweets/s", "", True),
         ("`predict_pipeline`, one tweet (median of %d)" % len(singles), f"{single_ms:.3f} ms", "<= 1 ms", single_ms <= 1),
         ("Training on all %s tweets and %s teacher-labelled fragments" % (f"{len(df):,}", f"{len(transfer):,}"), f"{train_all_s:.1f} s", "<= 90 s",

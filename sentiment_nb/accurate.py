@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
 from .data import LABELS, PROJECT_DIR, TEMPORAL_HOLDOUT, temporal_split
@@ -23,14 +22,14 @@ from .augmentation import HARD, augmented_tweets
 from .emoji_sentiment import demojize_text, emoji_token
 from .identity import neutralise_identity
 from .models import TweetPipeline, calibration_summary, class_prior
-from .preprocess import _URL_RE, _USER_RE, NEGATIVE, POSITIVE, URL, USER, has_negator, negates_negative, replace_directory
-from .pipeline import _write_temp, answers, behaviour_summary, class_labels, data_files, load_pipeline, save_pipeline, train_pipeline
+from .preprocess import _URL_RE, _USER_RE, NEGATIVE, POSITIVE, URL, USER, replace_directory
+from .pipeline import _write_temp, answers, behaviour_summary, class_labels, data_files, load_pipeline, save_pipeline
 
 # %% auto #0
 __all__ = ['ACCURATE_MODEL', 'PLACEHOLDER_TEXT', 'BASE_MODEL', 'AUGMENTED_WEIGHT', 'transformer_text', 'TransformerClassifier',
-           'padded_batch', 'NegationGate', 'polarity_vocabulary', 'token_text', 'distil_word_polarity',
-           'write_word_polarity', 'build_word_polarity', 'base_model_dir', 'length_grouped_batches', 'fine_tune',
-           'export_int8_onnx', 'serving_tokenizer', 'train_accurate', 'save_accurate', 'score_accurate']
+           'padded_batch', 'polarity_vocabulary', 'token_text', 'distil_word_polarity', 'write_word_polarity',
+           'build_word_polarity', 'base_model_dir', 'length_grouped_batches', 'fine_tune', 'export_int8_onnx',
+           'serving_tokenizer', 'train_accurate', 'save_accurate', 'score_accurate']
 
 # %% ../nbs/07_accurate.ipynb #7f3edb20
 def transformer_text(text: str) -> str:
@@ -110,40 +109,6 @@ def padded_batch(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     ids, mask = np.zeros((len(sequences), width), np.int64), np.zeros((len(sequences), width), np.int64)
     for row, seq in enumerate(sequences): ids[row, :len(seq)], mask[row, :len(seq)] = seq, 1
     return ids, mask
-
-# %% ../nbs/07_accurate.ipynb #dfc87239
-class NegationGate(ClassifierMixin, BaseEstimator):
-    "The transformer's answer, except for the tweets `route` picks, which a fast pipeline answers; its files are attached by `load_pipeline`."
-    needed_files = TransformerClassifier.needed_files
-
-    def __init__(self, transformer: TransformerClassifier, # answers tweets without a negator
-                 fast: Pipeline, # a fitted fast pipeline with the same classes, answers the routed tweets
-                 route: str = "negator", # "negator": every tweet with a negator; "negated negative": those that negate a negative word
-                ):
-        self.transformer, self.fast, self.route = transformer, fast, route
-
-    @property
-    def classes_(self) -> np.ndarray: return self.transformer.classes_
-
-    def fit(self, X, y=None):
-        raise NotImplementedError("a NegationGate is assembled from fitted models by save_accurate (make accurate), not by fit")
-
-    def __sklearn_is_fitted__(self) -> bool: return bool(getattr(self.transformer, "directory_", None))
-
-    def attach(self, directory) -> "NegationGate":
-        self.transformer.attach(directory)
-        return self
-
-    def predict_proba(self, X) -> np.ndarray:
-        if class_labels(self.fast) != list(self.classes_): raise ValueError(f"fast pipeline classes {class_labels(self.fast)} != {list(self.classes_)}")
-        X = list(X)
-        negated = negates_negative(X) if getattr(self, "route", "negator") == "negated negative" else has_negator(X)
-        out = np.zeros((len(X), len(self.classes_)))
-        for rows, model in ((~negated, self.transformer), (negated, self.fast)):
-            if rows.any(): out[rows] = model.predict_proba([X[i] for i in np.flatnonzero(rows)])
-        return out
-
-    def predict(self, X) -> np.ndarray: return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 # %% ../nbs/07_accurate.ipynb #7827d3c5
 ACCURATE_MODEL = PROJECT_DIR/"models"/"accurate"/"pipeline.pkl"
@@ -292,7 +257,7 @@ def train_accurate(df: pd.DataFrame, # labelled tweets with `source` (the SemEva
     return save_accurate(model, train, holdout, out, training, progress)
 
 def save_accurate(model, # a fine-tuned sequence classifier (`fine_tune`)
-                  train: pd.DataFrame, # the labelled tweets it was trained on: their class balance is its prior
+                  train: pd.DataFrame, # the labelled tweets it was trained on
                   holdout: pd.DataFrame, # labelled tweets it was not trained on: scored, and its calibration fitted on them
                   out=ACCURATE_MODEL, # destination pickle; its folder is replaced as a whole
                   training: dict | None = None, # what it was trained on, for the manifest
@@ -316,10 +281,10 @@ def score_accurate(path: Path, # the pickle to write, in a folder holding `model
                    train: pd.DataFrame, holdout: pd.DataFrame, # what the transformer was trained on; what it was not
                    training: dict | None = None, progress: bool = True,
                   ) -> dict:
-    "Save the transformer as a `TweetPipeline` with the training prior, fit its temperature on `holdout`, score it there and on the behaviour suite; the manifest."
+    "Save the transformer as a `TweetPipeline` with the prior of all labelled tweets, fit its temperature on `holdout`, score it there and on the behaviour suite; the manifest."
     files = TransformerClassifier.needed_files
     pipeline = TweetPipeline([("classify", TransformerClassifier())])
-    pipeline.prior_ = class_prior(train.label, LABELS)
+    pipeline.prior_ = class_prior(pd.concat([train.label, holdout.label]), LABELS)
     save_pipeline(pipeline, path, files=files)
     scored = load_pipeline(path)  # verified, and its files attached
     proba, _ = answers(scored, holdout.text.tolist())

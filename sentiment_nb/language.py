@@ -10,14 +10,12 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from .preprocess import ensure_nltk_data, tweet_list
 
 # %% auto #0
-__all__ = ['ENGLISH_FUNCTION_WORDS', 'FOREIGN_FUNCTION_WORDS', 'ENGLISH_AT', 'MIN_CONFIDENCE', 'UNDETERMINED', 'PERSON',
-           'regular_forms', 'english_words', 'english_share', 'language_identifier', 'detect_languages',
-           'neutralise_names', 'NameNeutraliser']
+__all__ = ['ENGLISH_FUNCTION_WORDS', 'FOREIGN_FUNCTION_WORDS', 'ENGLISH_AT', 'MIN_CONFIDENCE', 'UNDETERMINED', 'regular_forms',
+           'english_words', 'english_share', 'language_identifier', 'detect_languages']
 
 # %% ../nbs/01b_language.ipynb #4b6cce83
 _VOWELS = set("aeiou")
@@ -119,23 +117,3 @@ def detect_languages(texts, # a list of texts
         languages[i], confidence[i] = language, round(float(p), 4)
         supported[i] = language == "en" or p < MIN_CONFIDENCE
     return languages, confidence, supported
-
-# %% ../nbs/01b_language.ipynb #c15a2203
-PERSON = "Alex" # the one name every tier reads in place of a name
-_CAPITALISED_RE = re.compile(r"(?<![\w@#'’])[A-Z\u00C0-\u00D6\u00D8-\u00DE][^\W\d_]*(?:[-'’][^\W\d_]+)*")
-
-@lru_cache(maxsize=50_000)
-def _is_name(word: str) -> bool:
-    return any(c.islower() for c in word) and word.lower() not in english_words() and word.lower().replace("’", "'").split("'")[0] not in english_words()
-
-def _name_or_word(m: re.Match) -> str: return PERSON if _is_name(m[0]) else m[0]
-
-def neutralise_names(texts, # a list of texts
-                    ) -> list[str]:
-    "`texts` with every capitalised word that is not an English word (a name of a person, place or brand) replaced by `PERSON`."
-    return [_CAPITALISED_RE.sub(_name_or_word, t) for t in tweet_list(texts)]
-
-class NameNeutraliser(BaseEstimator, TransformerMixin):
-    "Read every name as the same one (`neutralise_names`): the first step of a sentiment pipeline, so that no name moves a label."
-    def fit(self, X, y=None): return self
-    def transform(self, X) -> list[str]: return neutralise_names(X)

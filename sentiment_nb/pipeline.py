@@ -298,14 +298,15 @@ def validation_metrics(df: pd.DataFrame, # labelled tweets (`text`, `label`, opt
     return {**scores["temporal"], "random_split": scores["random"]}
 
 def behaviour_summary(pipeline: Pipeline) -> dict:
-    "The behaviour suite's verdict on a fitted pipeline, for its manifest: both halves, the gap between them, the targets missed."
-    from sentiment_nb.behaviour import behaviour_failures, behaviour_suite, capability_summary, run_behaviour  # behaviour imports this module
+    "The behaviour suite's verdict on a fitted pipeline, for its manifest: both halves, the gap between them, every target's figure and the targets missed."
+    from sentiment_nb.behaviour import behaviour_failures, behaviour_suite, behaviour_targets, capability_summary, run_behaviour  # behaviour imports this module
     results = run_behaviour(pipeline, behaviour_suite("both"))
+    targets = behaviour_targets(results)[["target", "half", "figure", "limit", "met"]].round({"figure": 4})
     halves = {half: {"mean_failure_rate": round(float(r.failure_rate.mean()), 4), "capabilities": capability_summary(r).failure_rate.round(4).to_dict()}
               for half, r in results.groupby("half", sort=False)}
     return {**halves["development"],  # the keys of before the split describe the development half, the suite they always described
             "sealed": halves["sealed"], "gap": round(halves["sealed"]["mean_failure_rate"] - halves["development"]["mean_failure_rate"], 4),
-            "targets_missed": behaviour_failures(results)}
+            "targets_missed": behaviour_failures(results), "targets": targets.astype(object).where(targets.notna(), None).to_dict("records")}
 
 def train_and_save(df: pd.DataFrame, # labelled tweets (`text`, `label`, optionally `source`)
                    path=None, # destination pickle

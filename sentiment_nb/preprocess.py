@@ -25,8 +25,7 @@ __all__ = ['DEBIAN_WORDNET', 'DEBIAN_LEXNAMES_MAN', 'NLTK_DATA_HELP', 'VADER_DIR
            'NEGATION_MODES', 'nltk_data_dir', 'wordnet_available', 'lexnames_from_man', 'wordnet_from_debian',
            'replace_directory', 'ensure_nltk_data', 'vader_lexicon', 'emoji_tokens', 'textblob_lexicon',
            'word_polarity', 'char_table', 'is_negator', 'mark_negation', 'mark_contrast', 'wordnet_lemmatizer',
-           'LemmaCache', 'tweet_list', 'CachesNotPickled', 'TweetNormalizer', 'has_negator', 'negates_negative',
-           'has_content']
+           'LemmaCache', 'tweet_list', 'CachesNotPickled', 'TweetNormalizer', 'has_negator', 'has_content']
 
 # %% ../nbs/01_preprocess.ipynb #e9525d90
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
@@ -351,14 +350,6 @@ _plain_tokens = TweetNormalizer(lemmatize=False, negation="off", contrast=False,
 def has_negator(texts) -> np.ndarray:
     "Which tweets contain a negator (not, never, no, any n't …), in the normalizer's tokens."
     return np.array([any(map(is_negator, t.split())) for t in _plain_tokens.transform(tweet_list(texts))], dtype=bool)
-
-_negation_marks = TweetNormalizer(lemmatize=False, negation="polar", contrast=False, mask_identity=False)
-
-def negates_negative(texts) -> np.ndarray:
-    "Which tweets negate a negative word (`i don't hate it`, `was it awful ? no`), as the normalizer marks negation."
-    polar = word_polarity()
-    def negated_negative(token): return token.endswith("_neg") and polar.get(token[:-4], 0) < 0
-    return np.array([any(map(negated_negative, t.split())) for t in _negation_marks.transform(tweet_list(texts))], dtype=bool)
 
 # %% ../nbs/01_preprocess.ipynb #ea137a24
 _CONTENT_RE = re.compile(rf"[^\W\d_]|{EMOJI_SEQUENCE_RE.pattern}|{_EMOTICON_POS_RE.pattern}|{_EMOTICON_NEG_RE.pattern}")
