@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.bench_http import synthetic_tweets
-from tests.support import ROOT, Server, free_port, get_status, gunicorn_command, start_server
+from tests.support import ROOT, Server, children_of, client_connections, free_port, get_status, gunicorn_command, start_server, uid_of
 
 REQUEST_TIMEOUT_S = 10
 BATCH_EVERY, BATCH_SIZE = 8, 16
@@ -176,41 +176,6 @@ def summarize(outcomes: list[Outcome], seconds: float) -> dict:
 
 
 # ---- the services ----
-
-def children_of(parent: int) -> list[int]:
-    """Pids whose parent is `parent`, from /proc (works for a container's processes too, seen from the host)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # the command name may contain spaces and parentheses
-        except (OSError, IndexError):
-            continue  # the process ended meanwhile
-        if int(fields[1]) == parent:
-            children.append(int(stat.parent.name))
-    return sorted(children)
-
-
-def client_connections(pid: int, port: int) -> int:
-    """Established connections to `port` that process `pid` holds (a container's too, with host networking)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for row in Path(table).read_text().splitlines()[1:]:
-            fields = row.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # 01: ESTABLISHED
-                inodes.add(f"socket:[{fields[9]}]")
-    held = 0
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            held += os.readlink(fd) in inodes
-        except OSError:
-            continue  # closed meanwhile
-    return held
-
-
-def uid_of(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
-
 
 class LocalService:
     """gunicorn as `make serve` runs it, on a free loopback port."""

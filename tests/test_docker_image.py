@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import metric_samples
+from tests.support import children_of, metric_samples, uid_of
 
 IMAGE = os.environ.get("SENTIMENT_NB_IMAGE")
 pytestmark = [
@@ -102,24 +102,6 @@ class Container:
 
     def remove(self) -> None:
         subprocess.run(["docker", "rm", "--force", "--volumes", self.id], capture_output=True, timeout=60)
-
-
-def children_of(parent: int) -> list[int]:
-    """Pids whose parent is `parent` (the kernel here has no /proc/PID/task/TID/children)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            after_name = stat.read_text().rsplit(")", 1)[1].split()  # the command name may contain spaces
-        except OSError:  # the process ended meanwhile
-            continue
-        if int(after_name[1]) == parent:
-            children.append(int(stat.parent.name))
-    return children
-
-
-def uid_of(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
 
 
 @pytest.fixture
