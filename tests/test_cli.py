@@ -362,3 +362,32 @@ def test_nltk_data_installs_debians_wordnet_without_trying_the_network(tmp_path)
     r = subprocess.run([sys.executable, "-c", FRESH_NLTK], capture_output=True, text=True, timeout=300, env=env)
     assert (r.returncode, r.stdout, r.stderr) == (0, f"WordNet installed into {tmp_path / 'nltk_data'}\n", "")
     assert (tmp_path / "nltk_data" / "corpora" / "wordnet" / "data.noun").is_file()
+
+
+# A process that keeps its model between calls, as a notebook kernel does: it labels each line it reads with the default model.
+KEEPS_ITS_MODEL = ("import sys\n"
+                   "from sentiment_nb.pipeline import predict_pipeline\n"
+                   "for line in sys.stdin:\n"
+                   "    print(predict_pipeline(line.strip())[0]['label'], flush=True)\n")
+
+
+def test_a_running_process_predicts_with_the_model_train_just_wrote(tmp_path):
+    out = tmp_path / "m" / "pipeline.pkl"
+    assert run("train", write_semeval(tmp_path / "right.tsv", LABELLED * 6), "--out", out, "--valid-size", "0").returncode == 0
+    process = subprocess.Popen([sys.executable, "-c", KEEPS_ITS_MODEL], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "SENTIMENT_MODEL": str(out)})
+
+    def label(text: str) -> str:
+        process.stdin.write(text + "\n")
+        process.stdin.flush()
+        return process.stdout.readline().strip()
+
+    try:
+        assert label(POSITIVE[0]) == "positive"
+        swapped = {"positive": "negative", "negative": "positive", "neutral": "neutral"}
+        backwards = write_semeval(tmp_path / "backwards.tsv", [(text, swapped[label]) for text, label in LABELLED * 6])
+        assert run("train", backwards, "--out", out, "--valid-size", "0", "--overwrite").returncode == 0
+        assert label(POSITIVE[0]) == "negative"  # the model now in the file, which learnt sentiment backwards
+    finally:
+        process.stdin.close()
+        process.wait(60)
