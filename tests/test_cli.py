@@ -52,7 +52,7 @@ def test_check_prints_the_behaviour_report_of_the_shipped_model(shipped):
 
 def test_check_fails_a_model_that_misses_the_behaviour_targets(tmp_path):
     swapped = {"positive": "negative", "negative": "positive", "neutral": "neutral"}
-    data = write_semeval(tmp_path / "train.tsv", [(text, swapped[label]) for text, label in LABELLED * 6])  # learns sentiment backwards
+    data = write_semeval(tmp_path / "train.tsv", [(text, swapped[gold]) for text, gold in LABELLED * 6])  # learns sentiment backwards
     out = tmp_path / "m" / "pipeline.pkl"
     assert run("train", data, "--out", out, "--valid-size", "0").returncode == 0
     r = run("check", "--model", out)
@@ -385,7 +385,7 @@ def test_a_running_process_predicts_with_the_model_train_just_wrote(tmp_path):
     try:
         assert label(POSITIVE[0]) == "positive"
         swapped = {"positive": "negative", "negative": "positive", "neutral": "neutral"}
-        backwards = write_semeval(tmp_path / "backwards.tsv", [(text, swapped[label]) for text, label in LABELLED * 6])
+        backwards = write_semeval(tmp_path / "backwards.tsv", [(text, swapped[gold]) for text, gold in LABELLED * 6])
         assert run("train", backwards, "--out", out, "--valid-size", "0", "--overwrite").returncode == 0
         assert label(POSITIVE[0]) == "negative"  # the model now in the file, which learnt sentiment backwards
     finally:
