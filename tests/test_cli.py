@@ -281,7 +281,9 @@ def folder_hashes(folder: Path) -> dict:
 
 
 def test_train_says_where_the_model_goes_names_the_targets_it_misses_and_replaces_it_only_with_overwrite(tmp_path):
-    data, out = write_semeval(tmp_path / "train.tsv", LABELLED * 6), tmp_path / "m" / "pipeline.pkl"
+    swapped = {"positive": "negative", "negative": "positive", "neutral": "neutral"}  # learns sentiment backwards: misses targets
+    data = write_semeval(tmp_path / "train.tsv", [(text, swapped[gold]) for text, gold in LABELLED * 6])
+    out = tmp_path / "m" / "pipeline.pkl"
     r = run("train", data, "--out", out, "--valid-size", "0")
     assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()
