@@ -198,7 +198,7 @@ class Server:
         return self.process.returncode
 
 
-def start_server(command: list[str], log_path: Path, env: dict[str, str] | None = None, ready_timeout: float = 60,
+def start_server(command: list[str], log_path: Path, env: dict[str, str] | None = None, ready_timeout: float = 180,
                  wait_ready: bool = True, cwd: Path = ROOT) -> Server:
     """`command` serving on 127.0.0.1 and a free port (HOST/PORT for gunicorn, FLASK_RUN_HOST/FLASK_RUN_PORT for
     `flask run`); by default returns once /health says 200."""
