@@ -227,14 +227,15 @@ def start_server(command: list[str], log_path: Path, env: dict[str, str] | None 
 # ---- Processes and connections as /proc shows them (a container's too, seen from the host)
 
 def children_of(parent: int) -> list[int]:
-    """Pids whose parent is `parent` (the kernel here has no /proc/PID/task/TID/children)."""
+    """Pids of the live processes whose parent is `parent` (the kernel here has no /proc/PID/task/TID/children); a child
+    that has died but is not reaped yet (a zombie) does not count."""
     children = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()  # the command name may contain spaces and parentheses
         except (OSError, IndexError):
             continue  # the process ended meanwhile
-        if int(fields[1]) == parent:
+        if int(fields[1]) == parent and fields[0] != "Z":
             children.append(int(stat.parent.name))
     return sorted(children)
 
