@@ -18,7 +18,7 @@ from sentiment_nb.pipeline import SHIPPED_MODEL, load_pipeline, predict_pipeline
 from tests.support import (ROOT, children_of, client_connections, dev_server_command, faulty_model, free_port, get_status,
                            gunicorn_command, run_cli, start_server, wait_until, write_semeval)
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(600)  # real servers on a shared machine: starting one under load has taken over a minute
 
 # Our own example tweets (never the corpus).
 POSITIVE = "finally home after a long week, pizza and my favourite show, life is good :)"
