@@ -353,7 +353,7 @@ def test_a_taken_port_is_reported_before_the_model_loads(tmp_path):
         port = taken.getsockname()[1]
         env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "SENTIMENT_MODEL": str(tmp_path / "no-such-model.pkl")}
         began = time.monotonic()
-        done = subprocess.run(gunicorn_command(), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(gunicorn_command(), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (f"Error: cannot listen on 127.0.0.1:{port} (Address already in use); stop what listens there, "
                            "or choose another HOST/PORT\n")
