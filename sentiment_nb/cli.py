@@ -176,9 +176,10 @@ def _train(a):
     from sentiment_nb.pipeline import SHIPPED_MODEL, check_model_destination
     out = Path(a.out or SHIPPED_MODEL)  # never $SENTIMENT_MODEL: it names the model to serve, maybe another tier's
     check_model_destination(out, a.overwrite)  # before, not after, training
-    print(f"training a model for {out}", file=sys.stderr)
-    from sentiment_nb.data import load_tweets, semeval_path
+    from sentiment_nb.data import _check_file, load_tweets, semeval_path
     data = a.data or [semeval_path()]
+    for path in data: _check_file(Path(path))  # a missing or empty file is the one line said, no training announced
+    print(f"training a model for {out}", file=sys.stderr)
     if a.out_of_core:
         if a.teacher: raise ValueError("--teacher needs the whole corpus in memory: drop --out-of-core, or --teacher")
         from sentiment_nb.out_of_core import train_out_of_core
