@@ -295,8 +295,10 @@ def test_train_says_where_the_model_goes_names_the_targets_it_misses_and_replace
     again = run("train", data, "--out", out, "--valid-size", "0")
     assert (again.returncode, again.stderr) == (1, f"sentiment-nb train: error: {out}: a model exists there; pass overwrite=True (--overwrite) to replace it\n")
     assert folder_hashes(out.parent) == before
-    assert run("train", data, "--out", out, "--valid-size", "0", "--overwrite").returncode == 0
-    assert read_manifest(out)["sha256"] != before["pipeline.pkl"]
+    # Other labels, so the replacement shows in the bytes: training on the same data again may write the same pickle.
+    corrected = write_semeval(tmp_path / "corrected.tsv", LABELLED * 6)
+    assert run("train", corrected, "--out", out, "--valid-size", "0", "--overwrite").returncode == 0
+    assert read_manifest(out)["sha256"] == file_sha256(out) != before["pipeline.pkl"]
 
 
 def test_train_without_out_never_writes_where_sentiment_model_points(tmp_path, shipped):
