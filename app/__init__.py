@@ -25,7 +25,7 @@ def create_app(config: dict | None = None,  # settings that win over the environ
     app.config.update(settings)
     app.json.sort_keys = False  # keep the tutorial's key order: text, label, pred, probabilities
     app.json.ensure_ascii = False  # emoji stay emoji; validation has rejected what UTF-8 cannot carry
-    served = load_served_model(settings["SENTIMENT_MODEL"])
+    served = load_served_model(settings["SENTIMENT_MODEL"], settings["PREDICT_TIMEOUT"])
     freeze_long_lived()  # full collections stop pausing requests to re-scan the model, forked workers stop copying its pages
     app.extensions["sentiment_model"] = served
     app.extensions["openapi"] = build_openapi(settings["MAX_CONTENT_LENGTH"], settings["MAX_TEXT_LENGTH"],

@@ -60,6 +60,8 @@ SETTINGS = (
     Setting("MAX_BATCH_SIZE", 1_000, positive_int),
     # Put the submitted texts in the request log lines; off by default, so tweets stay out of the logs.
     Setting("LOG_TEXTS", False, flag),
+    # Seconds a single-tweet request waits for the model, which answers concurrent ones together; then 503 prediction_timeout.
+    Setting("PREDICT_TIMEOUT", 10, positive_int),
     # Count requests and predictions and serve them at GET /metrics (Prometheus); 0 turns both off (/metrics is then 404).
     Setting("METRICS", True, flag),
 )

@@ -6,6 +6,7 @@ from werkzeug.exceptions import HTTPException
 
 from sentiment_nb.pipeline import NotExplainable
 
+from .coalesce import PredictionTimeout
 from .requestlog import request_id
 
 log = logging.getLogger("app.errors")
@@ -66,6 +67,10 @@ def handle_any_exception(err: Exception) -> Response:
         return error_response(400, "explain_unsupported", f"{err}; send the request without \"explain\"")
     if isinstance(err, ApiError):
         return error_response(err.status, err.code, err.message)
+    if isinstance(err, PredictionTimeout):
+        response = error_response(503, "prediction_timeout", f"{err} (PREDICT_TIMEOUT): the model is busy or stuck; try again")
+        response.headers["Retry-After"] = "1"
+        return response
     log.exception("unhandled exception", extra={"fields": {"request_id": request_id(), "path": request.path}})
     return error_response(500, "internal_error", f"internal error; quote request id {request_id()} when reporting it")
 

@@ -12,10 +12,15 @@ import ctypes
 import json
 import os
 import shutil
+import socket
+import sys
 import tempfile
 import uuid
 
+import gunicorn
 from gunicorn import util
+from gunicorn.errors import HaltServer
+from gunicorn.workers import base
 
 # prometheus_client's multiprocess mode: each worker writes its metrics to files in PROMETHEUS_MULTIPROC_DIR and
 # /metrics adds up those of every worker, live or replaced. prometheus_client reads the variable once, when imported,
@@ -43,9 +48,26 @@ def remove_metrics_dir(folder: str, master: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def refuse_a_taken_port(host: str, port: str) -> None:
+    """Stop at once, in one line, when something already listens on host:port: gunicorn itself would find out only after
+    loading the model (seconds), and then retry for five more."""
+    if os.environ.get(METRICS_DIR_OWNER) == str(os.getpid()) or "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ:
+        return  # this file re-read by a running master (SIGHUP), or a master handed its sockets (USR2, systemd): the port is ours
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: a recently closed server is no obstacle
+            probe.bind(address)
+    except (OSError, ValueError) as err:
+        sys.exit(f"Error: cannot listen on {host}:{port} ({getattr(err, 'strerror', None) or err}); stop what listens there, "
+                 "or choose another HOST/PORT")
+
+
+HOST, PORT = os.environ.get("HOST", "0.0.0.0"), os.environ.get("PORT", "5000")
+refuse_a_taken_port(HOST, PORT)
 make_metrics_dir()
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
+bind = f"{HOST}:{PORT}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("THREADS", "4"))
 worker_class = "gthread"
@@ -80,6 +102,32 @@ def post_worker_init(worker):
     count_worker(worker.wsgi)
 
 
+def leave_at_once(status: int) -> None:
+    """Exit now, skipping Python's teardown, which frees the loaded model object by object: a worker would first copy
+    every page it shares with the master (up to 2 s after SIGTERM for the accurate tier), and on a loaded 2-core machine
+    the master's teardown alone took 3 to 4 s. Every log line is written already; stdio is flushed here."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def worker_exit(server, worker):
+    """In each worker, the last thing gunicorn does: leave at once, as a forked child should (`os._exit`)."""
+    _, leaving, _ = sys.exc_info()  # gunicorn calls this while the worker's SystemExit propagates
+    code = leaving.code if isinstance(leaving, SystemExit) else 0
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    leave_at_once(code if isinstance(code, int) else 0 if code is None else 1)
+
+
+def on_exit(server):
+    """In the master, the last thing gunicorn does after stopping its workers: remove the metrics folder and leave at once,
+    with the status gunicorn halts with (0 after SIGTERM or Ctrl-C; a HaltServer's own, e.g. when workers fail to boot)."""
+    _, reason, _ = sys.exc_info()  # gunicorn halts inside the `except` that caught the reason
+    remove_metrics_dir(os.environ["PROMETHEUS_MULTIPROC_DIR"], os.getpid())
+    leave_at_once(reason.exit_status if isinstance(reason, HaltServer) else 0)
+
+
 def child_exit(server, worker):
     """In the master, after a worker exited, however it died: it leaves the live-worker count; its counts stay in the sums."""
     from prometheus_client import multiprocess  # imported by the app after PROMETHEUS_MULTIPROC_DIR was set
@@ -99,4 +147,13 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
-util.write_error = write_json_error  # gunicorn's workers send their parse errors through this one function
+def answer_parse_errors_in_json() -> None:
+    """gunicorn's workers send their parse errors through `gunicorn.util.write_error`, a private name: replace it, and stop
+    start-up loudly if a gunicorn release no longer calls it, rather than answer in HTML without a word."""
+    if not callable(getattr(util, "write_error", None)) or "write_error" not in base.Worker.handle_error.__code__.co_names:
+        sys.exit(f"Error: gunicorn {gunicorn.__version__} no longer sends its parse errors through gunicorn.util.write_error; "
+                 "app/gunicorn.conf.py cannot answer them in JSON")
+    util.write_error = write_json_error
+
+
+answer_parse_errors_in_json()

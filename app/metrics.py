@@ -10,7 +10,7 @@ import time
 from collections import Counter as tally
 
 from flask import Flask, Response, current_app, g, request
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, multiprocess, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, multiprocess
 from prometheus_client.exposition import choose_encoder
 
 from .config import StartupError
@@ -25,15 +25,20 @@ UNMATCHED = "unmatched"  # the endpoint label of a path the app has no route for
 
 
 def multiprocess_mode() -> bool:
-    """Whether prometheus_client keeps its numbers in PROMETHEUS_MULTIPROC_DIR's files (it decides when imported)."""
-    chosen = values.ValueClass._multiprocess
-    if MULTIPROC_DIR in os.environ and not chosen:
+    """Whether the numbers of several processes are kept in files and added up: PROMETHEUS_MULTIPROC_DIR names a folder."""
+    if MULTIPROC_DIR not in os.environ:
+        return False
+    if not os.path.isdir(os.environ[MULTIPROC_DIR]):
+        raise StartupError(f"{MULTIPROC_DIR} ({os.environ[MULTIPROC_DIR]!r}) is not a directory")
+    return True
+
+
+def check_this_process_counts_in_files() -> None:
+    """prometheus_client keeps a process's numbers in PROMETHEUS_MULTIPROC_DIR's files (named after the process id) only if
+    the variable was set before it was first imported; a metric was just set, so its file must be there."""
+    if not any(name.endswith(f"_{os.getpid()}.db") for name in os.listdir(os.environ[MULTIPROC_DIR])):
         raise StartupError(f"{MULTIPROC_DIR} was set after prometheus_client was imported, so each worker would count "
                            "only its own requests; set it before (app/gunicorn.conf.py does)")
-    if chosen and not os.path.isdir(os.environ.get(MULTIPROC_DIR, "")):
-        raise StartupError(f"prometheus_client runs in multiprocess mode, but {MULTIPROC_DIR} "
-                           f"({os.environ.get(MULTIPROC_DIR)!r}) is not a directory")
-    return chosen
 
 
 class ServiceMetrics:
@@ -63,6 +68,7 @@ class ServiceMetrics:
         self.model_info.labels(sha256=manifest["sha256"], created=manifest.get("created", ""),
                                sklearn=manifest.get("versions", {}).get("scikit-learn", "")).set(1)
         if multiprocess_files:
+            check_this_process_counts_in_files()
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
         else:

@@ -25,6 +25,7 @@ class ServedModel:
     pipeline: Any
     manifest: dict
     path: str
+    timeout: float | None = None  # seconds a single tweet waits for its answer before a 503 (PREDICT_TIMEOUT); None: no limit
     coalescer: Coalescer = field(init=False)
     explain_coalescer: Coalescer = field(init=False)
 
@@ -42,14 +43,14 @@ class ServedModel:
 
     def predict(self, texts: list[str]) -> list[dict]:
         """Predictions for `texts`; single tweets share pipeline calls with concurrent requests."""
-        return self.coalescer.predict(texts) if len(texts) == 1 else self.predict_now(texts)
+        return self.coalescer.predict(texts, self.timeout) if len(texts) == 1 else self.predict_now(texts)
 
     def explain_now(self, texts: list[str]) -> list[dict]:
         return explain_pipeline(texts, pipeline=self.pipeline)
 
     def explain(self, texts: list[str]) -> list[dict]:
         """`predict` with explanations, single tweets coalesced the same way; `NotExplainable` (a 400) for a model that is not linear."""
-        return self.explain_coalescer.predict(texts) if len(texts) == 1 else self.explain_now(texts)
+        return self.explain_coalescer.predict(texts, self.timeout) if len(texts) == 1 else self.explain_now(texts)
 
     def warm_up(self) -> None:
         """Predict once end to end, so lazy initialisation happens before clients arrive, not in their requests."""
@@ -64,11 +65,12 @@ class ServedModel:
 
 
 def load_served_model(path: str | None = None,  # the pickled pipeline; None: the core's default (shipped) model
+                      timeout: float | None = None,  # PREDICT_TIMEOUT: seconds a single tweet waits for its answer
                       ) -> ServedModel:
     """The verified, warmed-up model, or a `ModelLoadError` that stops start-up."""
     path = str(path or default_model_path())
     try:
-        served = ServedModel(load_pipeline(path), read_manifest(path), path)
+        served = ServedModel(load_pipeline(path), read_manifest(path), path, timeout)
         served.warm_up()
     except Exception as err:  # whatever the cause, the service must not start half-alive
         reason = " ".join(f"{type(err).__name__}: {err}".split())

@@ -77,7 +77,8 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
                              "properties": {"predictions": {"type": "array", "items": ref("schemas", "Prediction"),
                                                             "description": "one per text, in request order"}}},
         "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
-        "Manifest": {"type": "object", "required": ["sha256", "labels", "versions", "metrics", "training_data", "created"],
+        # `metrics` only when the model was validated: `train --valid-size 0` and out-of-core training without a validation share skip it
+        "Manifest": {"type": "object", "required": ["sha256", "labels", "versions", "training_data", "created"],
                      "properties": {"sha256": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
                                     "versions": {"type": "object", "additionalProperties": {"type": "string"}},
                                     "metrics": {"type": "object"}, "training_data": {"type": "object"},
@@ -116,6 +117,9 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
         "NotFound": error_response("No such endpoint.", {"not_found": "the path is none of those listed here"}),
         "MethodNotAllowed": error_response("The endpoint exists but not for this method; the Allow header lists the methods.", {
             "method_not_allowed": "the method is not one listed for this path"}),
+        "ServiceUnavailable": {**error_response("No answer in time; the Retry-After header says when to try again.", {
+            "prediction_timeout": "a single tweet waited longer than PREDICT_TIMEOUT for the model, which is busy with or stuck on earlier work"}),
+            "headers": {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}}},
         "InternalError": error_response("A bug on our side; the message carries the request id, never internals.", {
             "internal_error": "an unexpected exception; quote the request id when reporting it"}),
     }
@@ -144,6 +148,7 @@ def build_openapi(max_content_length: int, max_text_length: int, max_batch_size:
                 "400": ref("responses", "BadRequest"),
                 "413": ref("responses", "PayloadTooLarge"),
                 "415": ref("responses", "UnsupportedMediaType"),
+                "503": ref("responses", "ServiceUnavailable"),
                 **errors,
             },
         }},

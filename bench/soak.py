@@ -16,7 +16,9 @@ Phases, one after the other on the same service:
    75% of its pre-kill median within 10 s. Clients reconnect after `--requests-per-connection` requests, as a proxy
    in front of gunicorn does; with connections that never close, the survivor keeps them all and the new worker idles;
 3. `--fault-duration` s of load with SIGTERM to gunicorn (`docker kill --signal TERM` for the container) halfway:
-   clients stop sending at the signal, every request sent before it is answered, and the process exits 0.
+   clients stop sending at the signal, every request sent before it is answered, and the process exits 0 within 2 s;
+4. the same SIGTERM phase on a second service that serves the accurate tier (models/accurate/pipeline.pkl), whose
+   ONNX Runtime sessions must not hold its workers back on their way out.
 
 Traffic goes to 127.0.0.1 only; every phase is bounded in time. Prints a table, writes bench-results/soak-TARGET.json
 and exits 1 when a criterion is missed. Figures measured on a shared machine are indicative; the criteria are not.
@@ -36,13 +38,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.bench_http import synthetic_tweets
-from tests.support import ROOT, Server, free_port, get_status, gunicorn_command, start_server
+from tests.support import ROOT, Server, children_of, client_connections, free_port, get_status, gunicorn_command, start_server, uid_of
 
 REQUEST_TIMEOUT_S = 10
 BATCH_EVERY, BATCH_SIZE = 8, 16
 MAX_KILL_FAILURE_RATIO = 0.01
 RECOVERY_SHARE, RECOVERY_LIMIT_S, REPLACEMENT_LIMIT_S = 0.75, 10.0, 10.0
-EXIT_LIMIT_S = 40  # gunicorn's graceful timeout (30 s) and some
+EXIT_LIMIT_S = 40  # gunicorn's graceful timeout (30 s) and some: how long a SIGTERM phase waits for the exit at most
+STOP_LIMIT_S = 2.0  # within which the service must have exited, whichever model it serves
+ACCURATE_MODEL = "models/accurate/pipeline.pkl"  # relative to the project, where gunicorn runs, and to the image's working directory
 DOCKER_LABEL = "sentiment-nb-soak"  # every container started here carries it, so leftovers can be found and removed
 
 
@@ -177,47 +181,13 @@ def summarize(outcomes: list[Outcome], seconds: float) -> dict:
 
 # ---- the services ----
 
-def children_of(parent: int) -> list[int]:
-    """Pids whose parent is `parent`, from /proc (works for a container's processes too, seen from the host)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # the command name may contain spaces and parentheses
-        except (OSError, IndexError):
-            continue  # the process ended meanwhile
-        if int(fields[1]) == parent:
-            children.append(int(stat.parent.name))
-    return sorted(children)
-
-
-def client_connections(pid: int, port: int) -> int:
-    """Established connections to `port` that process `pid` holds (a container's too, with host networking)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for row in Path(table).read_text().splitlines()[1:]:
-            fields = row.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # 01: ESTABLISHED
-                inodes.add(f"socket:[{fields[9]}]")
-    held = 0
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            held += os.readlink(fd) in inodes
-        except OSError:
-            continue  # closed meanwhile
-    return held
-
-
-def uid_of(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
-
-
 class LocalService:
-    """gunicorn as `make serve` runs it, on a free loopback port."""
+    """gunicorn as `make serve` runs it, on a free loopback port; `model`: SENTIMENT_MODEL (default: the shipped model)."""
     name = "gunicorn on 127.0.0.1"
 
-    def __init__(self, log_dir: Path):
-        self.server: Server = start_server(gunicorn_command(), log_dir / "soak-gunicorn.log")
+    def __init__(self, log_dir: Path, model: str | None = None):
+        self.server: Server = start_server(gunicorn_command(), log_dir / f"soak-gunicorn{'-accurate' if model else ''}.log",
+                                           env={"SENTIMENT_MODEL": model} if model else None)
         self.port = int(self.server.url.rsplit(":", 1)[1])
         self.master_pid = self.server.process.pid
 
@@ -262,11 +232,12 @@ class DockerService:
     no privilege escalation, the image's non-root user; host networking bound to 127.0.0.1."""
     name = "Docker container on 127.0.0.1"
 
-    def __init__(self, image: str, ready_timeout: float = 60):
+    def __init__(self, image: str, model: str | None = None, ready_timeout: float = 60):
         self.port = free_port()
         self.id = docker("run", "--detach", "--label", DOCKER_LABEL, "--network", "host",
                          "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-                         "--env", "HOST=127.0.0.1", "--env", f"PORT={self.port}", image)
+                         "--env", "HOST=127.0.0.1", "--env", f"PORT={self.port}", *(["--env", f"SENTIMENT_MODEL={model}"] if model else []),
+                         image)
         deadline = time.monotonic() + ready_timeout
         while get_status(f"http://127.0.0.1:{self.port}/health", timeout=1) != 200:
             if time.monotonic() > deadline or docker("inspect", "--format", "{{.State.Running}}", self.id) != "true":
@@ -381,8 +352,15 @@ def sigterm(service, new_load, seconds: float) -> dict:
 
 # ---- report ----
 
+def sigterm_verdicts(t: dict, tier: str) -> list[tuple[str, bool]]:
+    return [(f"SIGTERM, {tier} model: every request sent before the signal answered ({t['failed']} failed of {t['requests']})",
+             t["failed"] == 0),
+            (f"SIGTERM, {tier} model: exit code 0 within {STOP_LIMIT_S:g} s (exit {t['exit_code']} after {t['exited_after_s']} s)",
+             t["exit_code"] == 0 and t["exited_after_s"] <= STOP_LIMIT_S)]
+
+
 def verdicts(phases: dict) -> list[tuple[str, bool]]:
-    s, k, t = phases["sustained"], phases["worker_kill"], phases["sigterm"]
+    s, k = phases["sustained"], phases["worker_kill"]
     return [
         (f"sustained load: no failed request ({s['failed']} of {s['requests']})", s["failed"] == 0),
         (f"worker SIGKILL: failed requests ≤ {MAX_KILL_FAILURE_RATIO:.0%} ({k['failure_ratio']:.2%})",
@@ -391,10 +369,7 @@ def verdicts(phases: dict) -> list[tuple[str, bool]]:
          k["replaced_after_s"] is not None),
         (f"worker SIGKILL: throughput back to {RECOVERY_SHARE:.0%} of before within {RECOVERY_LIMIT_S:g} s "
          f"({k['recovered_after_s']} s)", k["recovered_after_s"] is not None and k["recovered_after_s"] <= RECOVERY_LIMIT_S),
-        (f"SIGTERM: every request sent before the signal answered ({t['failed']} failed of {t['requests']})",
-         t["failed"] == 0),
-        (f"SIGTERM: exit code 0 within {EXIT_LIMIT_S} s (exit {t['exit_code']} after {t['exited_after_s']} s)",
-         t["exit_code"] == 0),
+        *sigterm_verdicts(phases["sigterm"], "fast"), *sigterm_verdicts(phases["sigterm_accurate"], "accurate"),
     ]
 
 
@@ -405,13 +380,17 @@ def kill_notes(k: dict) -> str:
             f"≥ {RECOVERY_SHARE:.0%} again after {k['recovered_after_s']} s")
 
 
+def sigterm_notes(t: dict) -> str:
+    return f"{t['in_flight_at_signal']} in flight at the signal; exit {t['exit_code']} {t['exited_after_s']} s after it"
+
+
 def table(phases: dict, connections: int, requests_per_connection: int) -> str:
-    s, k, t = phases["sustained"], phases["worker_kill"], phases["sigterm"]
+    s, k = phases["sustained"], phases["worker_kill"]
     per_connection = f"each reused for {requests_per_connection} requests" if requests_per_connection else "never closed"
     rows = [("sustained load", s, ""),
             ("busiest worker SIGKILLed", k, kill_notes(k)),
-            ("SIGTERM (until the signal)", t, f"{t['in_flight_at_signal']} in flight at the signal; "
-                                              f"exit {t['exit_code']} {t['exited_after_s']} s after it")]
+            ("SIGTERM (until the signal)", phases["sigterm"], sigterm_notes(phases["sigterm"])),
+            ("accurate model: SIGTERM (until the signal)", phases["sigterm_accurate"], sigterm_notes(phases["sigterm_accurate"]))]
     lines = [f"| phase ({connections} keep-alive connections, {per_connection}) "
              "| requests | seconds | failed | requests/s | p50 ms | p99 ms | notes |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
@@ -423,13 +402,19 @@ def table(phases: dict, connections: int, requests_per_connection: int) -> str:
     return "\n".join(lines)
 
 
-def run(service, args) -> dict:
+def load_maker(service, args):
+    """A function that makes a new `Load` on `service`, and the warm-up done with it (connections, caches, worker threads)."""
     bodies, labels = request_bodies(), model_labels(service.port)
 
     def new_load() -> Load:
         return Load(service.port, bodies, labels, args.connections, args.requests_per_connection)
 
-    sustained(service, new_load, 3)  # warm-up: connections, caches, worker threads
+    sustained(service, new_load, 3)
+    return new_load
+
+
+def run(service, args) -> dict:
+    new_load = load_maker(service, args)
     phases = {"sustained": sustained(service, new_load, args.duration)}
     print(f"sustained: {phases['sustained']}", file=sys.stderr)
     phases["worker_kill"] = worker_kill(service, new_load, args.fault_duration)
@@ -437,6 +422,12 @@ def run(service, args) -> dict:
     phases["sigterm"] = sigterm(service, new_load, args.fault_duration)
     print(f"sigterm: {phases['sigterm']}", file=sys.stderr)
     return phases
+
+
+def run_sigterm(service, args) -> dict:
+    phase = sigterm(service, load_maker(service, args), args.fault_duration)
+    print(f"sigterm, accurate model: {phase}", file=sys.stderr)
+    return phase
 
 
 @dataclass
@@ -460,17 +451,24 @@ class DockerEngine:
             subprocess.run(["bash", str(ROOT / ".ci" / "dockerd.sh"), "stop"], check=False, timeout=120)
 
 
-def soaked(service, args, report: dict) -> dict:
-    """`report` with the phases (and the container's confinement) measured on `service`, which is closed after."""
+def measured(service, measure, args, report: dict):
+    """`measure(service, args)`, and the container's confinement into `report` the first time; the service is closed after."""
     try:
-        if isinstance(service, DockerService):
+        if isinstance(service, DockerService) and "confinement" not in report:
             report["confinement"] = service.confinement()
-        report["phases"] = run(service, args)
+        return measure(service, args)
     except BaseException:
         print(service.log_tail(), file=sys.stderr)
         raise
     finally:
         service.close()
+
+
+def soaked(start, args, report: dict) -> dict:
+    """`report` with every phase measured on the service `start(None)` starts, which serves the shipped model, and the
+    SIGTERM phase again on one `start(ACCURATE_MODEL)` starts."""
+    report["phases"] = measured(start(None), run, args, report)
+    report["phases"]["sigterm_accurate"] = measured(start(ACCURATE_MODEL), run_sigterm, args, report)
     return report
 
 
@@ -497,11 +495,11 @@ def main() -> None:
               "duration_s": args.duration, "fault_duration_s": args.fault_duration,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if args.target == "local":
-        soaked(LocalService(out_dir), args, report)
+        soaked(lambda model: LocalService(out_dir, model), args, report)
         target = LocalService.name
     else:
         with DockerEngine(args.image):
-            soaked(DockerService(args.image), args, report)
+            soaked(lambda model: DockerService(args.image, model), args, report)
         target = DockerService.name
     checks = verdicts(report["phases"]) + (confinement_verdicts(report["confinement"]) if "confinement" in report else [])
     report["checks"] = [{"check": text, "passed": ok} for text, ok in checks]

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_accurate.ipynb #e3220699
 from __future__ import annotations
-import gzip, html, os, re, shutil, tempfile, threading, time
+import ctypes, gzip, html, os, re, shutil, tempfile, threading, time, weakref
 
 import emoji
 from pathlib import Path
@@ -23,13 +23,15 @@ from .emoji_sentiment import demojize_text, emoji_token
 from .identity import neutralise_identity
 from .models import TweetPipeline, calibration_summary, class_prior
 from .preprocess import _URL_RE, _USER_RE, NEGATIVE, POSITIVE, URL, USER, replace_directory
-from .pipeline import _write_temp, answers, behaviour_summary, class_labels, data_files, load_pipeline, save_pipeline
+from .pipeline import (_write_temp, answers, behaviour_summary, check_model_destination, class_labels, data_files, load_pipeline,
+                                   manifest_path, save_pipeline)
 
 # %% auto #0
-__all__ = ['ACCURATE_MODEL', 'PLACEHOLDER_TEXT', 'BASE_MODEL', 'AUGMENTED_WEIGHT', 'transformer_text', 'TransformerClassifier',
-           'padded_batch', 'polarity_vocabulary', 'token_text', 'distil_word_polarity', 'write_word_polarity',
-           'build_word_polarity', 'base_model_dir', 'length_grouped_batches', 'fine_tune', 'export_int8_onnx',
-           'serving_tokenizer', 'train_accurate', 'save_accurate', 'score_accurate']
+__all__ = ['ACCURATE_MODEL', 'PLACEHOLDER_TEXT', 'BASE_MODEL', 'AUGMENTED_WEIGHT', 'ACCURATE_FILES', 'transformer_text',
+           'TransformerClassifier', 'padded_batch', 'polarity_vocabulary', 'token_text', 'distil_word_polarity',
+           'write_word_polarity', 'build_word_polarity', 'base_model_dir', 'length_grouped_batches', 'fine_tune',
+           'export_int8_onnx', 'serving_tokenizer', 'check_accurate_destination', 'train_accurate', 'save_accurate',
+           'score_accurate']
 
 # %% ../nbs/07_accurate.ipynb #7f3edb20
 def transformer_text(text: str) -> str:
@@ -39,7 +41,15 @@ def transformer_text(text: str) -> str:
 
 # %% ../nbs/07_accurate.ipynb #2c96bfec
 _runtime_lock = threading.Lock()
-_inherited_runtimes = []  # sessions created before a fork: destroying one in the child would hang on its parent's threads
+_with_runtime = weakref.WeakSet()  # the classifiers of this process that hold a session
+
+def _keep_inherited_runtimes():
+    "After a fork, in the child: the sessions it inherited are never destroyed (their destructors would wait for the parent's threads)."
+    for classifier in list(_with_runtime):
+        runtime = classifier.__dict__.pop("_runtime", None)
+        if runtime is not None: ctypes.pythonapi.Py_IncRef(ctypes.py_object(runtime))  # one reference no one ever drops
+
+os.register_at_fork(after_in_child=_keep_inherited_runtimes)
 
 class TransformerClassifier(ClassifierMixin, BaseEstimator):
     "A fine-tuned transformer with a classification head, run by ONNX Runtime on raw tweets; its files are attached by `load_pipeline`."
@@ -69,17 +79,20 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
 
     def _session_and_tokenizer(self):
         runtime = self.__dict__.get("_runtime")
-        if runtime is None or runtime[0] != os.getpid():
+        if runtime is None:
             with _runtime_lock:
                 runtime = self.__dict__.get("_runtime")
-                if runtime is None or runtime[0] != os.getpid():
-                    if runtime is not None: _inherited_runtimes.append(runtime)
-                    runtime = self._runtime = (os.getpid(), *self._open())
-        return runtime[1:]
+                if runtime is None:
+                    runtime = self._runtime = self._open()
+                    _with_runtime.add(self)
+        return runtime
 
     def _open(self):
         if not getattr(self, "directory_", None):
             raise RuntimeError("TransformerClassifier has no files attached: load the model with load_pipeline, which verifies and attaches them")
+        # ONNX Runtime's telemetry runs a thread from its import on, which a forked child cannot tear down at exit (it aborts
+        # with std::system_error); an offline service has no use for it.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime as ort
         from tokenizers import Tokenizer
         options = ort.SessionOptions()
@@ -239,14 +252,30 @@ def serving_tokenizer(base: Path, path: Path, max_length: int = 64) -> Path:
 # %% ../nbs/07_accurate.ipynb #6a84a86e
 AUGMENTED_WEIGHT = 0.5 # how much a rule-labelled example (`07a_augmentation`) counts in the loss, against 1 for a real tweet
 
+ACCURATE_FILES = ("model.onnx", "tokenizer.json", "LICENSE", "NOTICE")  # in the tier's folder, beside its pickle and manifest
+
+def check_accurate_destination(out, # the tier's pickle; its folder is replaced as a whole
+                               overwrite: bool = False, # may an existing model there be replaced?
+                              ):
+    "Refuse a destination whose folder holds anything but an accurate tier, or an existing model unless `overwrite`; asked before training."
+    out = Path(out)
+    check_model_destination(out, overwrite)
+    if not out.parent.is_dir(): return
+    other = sorted(p.name for p in out.parent.iterdir() if p.name not in {out.name, manifest_path(out).name, *ACCURATE_FILES})
+    if other:
+        raise FileExistsError(f"{out.parent}: holds {', '.join(other[:3])}{' and more' if len(other) > 3 else ''}, which the accurate tier's "
+                              f"folder would replace; give it a folder of its own, such as {out.parent/'accurate'/out.name}")
+
 def train_accurate(df: pd.DataFrame, # labelled tweets with `source` (the SemEval corpus)
-                   out=ACCURATE_MODEL, # destination pickle; its folder is replaced as a whole
+                   out=ACCURATE_MODEL, # destination pickle; its folder holds the tier and nothing else (`check_accurate_destination`)
                    data_paths=(), # files `df` came from, recorded in the manifest
                    epochs: int = 2, # passes over the training tweets
                    augment: int = 600, # rule-labelled examples per family of `augmented_tweets`; 0 trains on the tweets alone
                    progress: bool = True,
+                   overwrite: bool = False, # replace a model at `out`
                   ) -> dict:
     "Fine-tune the base model on every source but the temporal hold-out and their rule-labelled variants, then `save_accurate`; returns the manifest."
+    check_accurate_destination(out, overwrite)
     train, holdout = temporal_split(df)
     extra = augmented_tweets(train, n_each=augment) if augment else pd.DataFrame(columns=["text", "target", "family"])
     t0 = time.perf_counter()
@@ -254,17 +283,19 @@ def train_accurate(df: pd.DataFrame, # labelled tweets with `source` (the SemEva
                       weights=[1.0] * len(train) + [AUGMENTED_WEIGHT] * len(extra), epochs=epochs, progress=progress)
     training = {"rows": len(train), "files": data_files(data_paths), "epochs": epochs, "seconds": round(time.perf_counter() - t0, 1),
                 "augmented": {"rows": len(extra), "weight": AUGMENTED_WEIGHT, "families": extra.family.value_counts().to_dict()}}
-    return save_accurate(model, train, holdout, out, training, progress)
+    return save_accurate(model, train, holdout, out, training, progress, overwrite)
 
 def save_accurate(model, # a fine-tuned sequence classifier (`fine_tune`)
                   train: pd.DataFrame, # the labelled tweets it was trained on
                   holdout: pd.DataFrame, # labelled tweets it was not trained on: scored, and its calibration fitted on them
-                  out=ACCURATE_MODEL, # destination pickle; its folder is replaced as a whole
+                  out=ACCURATE_MODEL, # destination pickle; its folder holds the tier and nothing else (`check_accurate_destination`)
                   training: dict | None = None, # what it was trained on, for the manifest
                   progress: bool = True,
+                  overwrite: bool = False, # replace a model at `out`
                  ) -> dict:
     "Export `model` to int8 ONNX beside its tokenizer and the base model's licence, calibrate and score it on `holdout`, swap the folder in."
     out = Path(out); base = base_model_dir()
+    check_accurate_destination(out, overwrite)
     out.parent.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent.parent, prefix=f".{out.parent.name}-"))
     try:
@@ -272,6 +303,7 @@ def save_accurate(model, # a fine-tuned sequence classifier (`fine_tune`)
         for notice in ("LICENSE", "NOTICE"): shutil.copyfile(base/notice, staging/notice)
         staging.chmod(0o755)
         manifest = score_accurate(staging/out.name, train, holdout, training, progress)
+        check_accurate_destination(out, overwrite)  # again: the folder may have changed during the minutes of training
         replace_directory(staging, out.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True); raise

@@ -122,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a pipeline and write it with its manifest")
     t.add_argument("data", nargs="*", help="labelled tweet files (Sentiment140 CSV, SemEval TSV, CSV/TSV with text,label); "
                                            "default: the SemEval corpus ($SENTIMENT_NB_DATA or shared/data beside the repository)")
-    t.add_argument("--out", default=None, help="model path (default: $SENTIMENT_MODEL or models/pipeline.pkl)")
+    t.add_argument("--out", default=None, help="model path (default: the shipped models/pipeline.pkl, which takes --overwrite)")
+    t.add_argument("--overwrite", action="store_true", help="replace the model at --out")
     t.add_argument("--format", dest="fmt", choices=FORMATS, help="input format (default: detect)")
     t.add_argument("--valid-size", type=float, default=0.2,
                    help="share of the random split reported beside the temporal hold-out in the manifest's metrics; 0 skips validation")
@@ -132,7 +133,8 @@ def _parser() -> argparse.ArgumentParser:
                                                     "(distillation; `make train` passes the shipped accurate tier, models/accurate/pipeline.pkl)")
     a = sub.add_parser("train-accurate", help="fine-tune the accurate tier (a transformer; needs the train_accurate extra: make accurate)")
     a.add_argument("data", nargs="*", help="the SemEval TSV, whose sources give the temporal hold-out (default: the shared corpus, as for train)")
-    a.add_argument("--out", default="models/accurate/pipeline.pkl", help="model path; its folder is replaced as a whole")
+    a.add_argument("--out", default=None, help="model path (default: the shipped models/accurate/pipeline.pkl, which takes --overwrite); "
+                                               "its folder holds the tier's files and nothing else: it is replaced as a whole")
     a.add_argument("--epochs", type=int, default=2)
     a.add_argument("--augment", type=int, default=600, help="rule-labelled examples per family (07a_augmentation); 0: the tweets alone")
     e = sub.add_parser("evaluate", help="metrics of a model on labelled tweets")
@@ -171,11 +173,13 @@ def _parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/04_cli.ipynb #93d6089b
 def _train(a):
-    from sentiment_nb.pipeline import default_model_path
-    out = a.out or default_model_path()
-    if Path(out).is_dir(): raise IsADirectoryError(f"{out}: is a directory; give --out a file name such as {Path(out)/'pipeline.pkl'}")  # before, not after, training
-    from sentiment_nb.data import load_tweets, semeval_path
+    from sentiment_nb.pipeline import SHIPPED_MODEL, check_model_destination
+    out = Path(a.out or SHIPPED_MODEL)  # never $SENTIMENT_MODEL: it names the model to serve, maybe another tier's
+    check_model_destination(out, a.overwrite)  # before, not after, training
+    from sentiment_nb.data import _check_file, load_tweets, semeval_path
     data = a.data or [semeval_path()]
+    for path in data: _check_file(Path(path))  # a missing or empty file is the one line said, no training announced
+    print(f"training a model for {out}", file=sys.stderr)
     if a.out_of_core:
         if a.teacher: raise ValueError("--teacher needs the whole corpus in memory: drop --out-of-core, or --teacher")
         from sentiment_nb.out_of_core import train_out_of_core
@@ -189,16 +193,32 @@ def _train(a):
             transfer = transfer_set(df.text, a.teacher)
         manifest = train_and_save(df, out, data_paths=data, valid_size=a.valid_size, transfer=transfer)
     print(f"wrote {out} ({manifest['bytes'] / 1e6:.1f} MB, trained in {manifest['train_seconds']}s{_held_out(manifest)})", file=sys.stderr)
+    _warn_of_missed_targets(out, manifest)
     return manifest
 
 def _train_accurate(a):
-    from sentiment_nb.accurate import train_accurate
+    from sentiment_nb.accurate import ACCURATE_MODEL, base_model_dir, check_accurate_destination, train_accurate
     from sentiment_nb.data import load_tweets, semeval_path
-    if Path(a.out).is_dir(): raise IsADirectoryError(f"{a.out}: is a directory; give --out a file name such as {Path(a.out)/'pipeline.pkl'}")
+    out = Path(a.out or ACCURATE_MODEL)
+    check_accurate_destination(out, a.overwrite)
+    try: base_model_dir()
+    except ImportError as e: raise RuntimeError(f"{e}; train-accurate needs the train_accurate extra (make accurate installs it)") from None
+    print(f"training the accurate tier for {out.parent}/", file=sys.stderr)
     data = a.data or [semeval_path()]
-    manifest = train_accurate(load_tweets(data), a.out, data_paths=data, epochs=a.epochs, augment=a.augment)
-    print(f"wrote {Path(a.out).parent}/ (trained in {manifest['train_seconds']}s{_held_out(manifest)})", file=sys.stderr)
+    manifest = train_accurate(load_tweets(data), out, data_paths=data, epochs=a.epochs, augment=a.augment, overwrite=a.overwrite)
+    print(f"wrote {out.parent}/ (trained in {manifest['train_seconds']}s{_held_out(manifest)})", file=sys.stderr)
+    _warn_of_missed_targets(out, manifest)
     return manifest
+
+def _warn_of_missed_targets(out: Path, manifest: dict):
+    "Say which behaviour targets a new model misses (checked now if training did not), one line each."
+    if "behaviour" in manifest: missed = manifest["behaviour"]["targets_missed"]
+    else:
+        from sentiment_nb.pipeline import behaviour_summary, load_pipeline
+        missed = behaviour_summary(load_pipeline(out))["targets_missed"]
+    if not missed: return
+    print(f"warning: the model misses {len(missed)} behaviour target(s) (sentiment-nb check --model {out} shows every test):", file=sys.stderr)
+    for target in missed: print(f"  {target}", file=sys.stderr)
 
 def _held_out(manifest: dict) -> str:
     "The manifest's headline figures, as the end of `train`'s one-line summary."
@@ -262,13 +282,16 @@ def _explain(a):
 
 def _nltk_data(a):
     from sentiment_nb.preprocess import ensure_nltk_data
-    installed = ensure_nltk_data()
+    try: installed = ensure_nltk_data(download=False)  # Debian's WordNet packages first: no network, no download errors
+    except RuntimeError: installed = ensure_nltk_data()  # then NLTK's downloader
     print(f"WordNet installed into {installed}" if installed else "WordNet already available to NLTK")
 
 def _serve(a):
     from sentiment_nb.data import PROJECT_DIR
     for var, value in (("HOST", a.host), ("PORT", a.port), ("SENTIMENT_MODEL", a.model)):
         if value: os.environ[var] = str(value)
+    if os.environ.get("SENTIMENT_MODEL"):  # a relative path names a file here, not in the project gunicorn runs from
+        os.environ["SENTIMENT_MODEL"] = os.path.abspath(os.environ["SENTIMENT_MODEL"])
     gunicorn = Path(sys.executable).with_name("gunicorn")
     os.chdir(PROJECT_DIR)
     os.execv(str(gunicorn), [str(gunicorn), "-c", "app/gunicorn.conf.py", "app:create_app()"])

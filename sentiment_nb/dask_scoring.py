@@ -24,7 +24,8 @@ from .data import SEPARATORS, DataFormatError, check_text_column, file_format, p
 from .pipeline import default_model_path, label_frame, load_pipeline, model_files, read_manifest, warm_and_freeze
 
 # %% auto #0
-__all__ = ['OUTPUT_FORMATS', 'input_files', 'read_tweet_partitions', 'PipelineOnWorkers', 'dask_client', 'predict_dask']
+__all__ = ['OUTPUT_FORMATS', 'input_files', 'read_tweet_partitions', 'files_digest', 'PipelineOnWorkers', 'dask_client',
+           'predict_dask']
 
 # %% ../nbs/05a_dask_scoring.ipynb #2f30b527
 def input_files(inputs, # a glob, a path, or a list of them
@@ -71,14 +72,21 @@ def read_tweet_partitions(path: str, # one input file
     return ddf
 
 # %% ../nbs/05a_dask_scoring.ipynb #abdffcea
+def files_digest(files: dict[str, bytes], # file name -> its bytes
+                ) -> str:
+    "The sha256 of every file's name and bytes, in name order: two sets of files share it only if they are the same."
+    digest = hashlib.sha256()
+    for name, data in sorted(files.items()): digest.update(f"{name}\0{len(data)}\0".encode()); digest.update(data)
+    return digest.hexdigest()
+
 class PipelineOnWorkers(WorkerPlugin):
     "A Dask worker plugin: ship a model and its manifest to each worker and load it there once, verified by `load_pipeline`."
-    idempotent = True  # named after the pickle's sha256: registering the same model again is a no-op
+    idempotent = True  # named after every file it ships: registering the same model again is a no-op
     def __init__(self, model_path):
         model_path = Path(model_path)
         self.files = {p.name: p.read_bytes() for p in model_files(model_path)}  # pickle, manifest, and the files it lists
         self.model_file = model_path.name
-        self.name = f"sentiment-pipeline-{hashlib.sha256(self.files[self.model_file]).hexdigest()[:16]}"  # the bytes shipped, not the manifest's claim
+        self.name = f"sentiment-pipeline-{files_digest(self.files)[:16]}"  # the bytes shipped, not the manifest's claim
 
     def setup(self, worker):
         where = Path(worker.local_directory)/self.name

@@ -26,10 +26,11 @@ from .preprocess import NEGATIVE, POSITIVE, URL, USER, is_negator, tweet_list
 __all__ = ['SHIPPED_MODEL', 'MANIFEST_LIBRARIES', 'NO_CONTENT', 'UNSUPPORTED_LANGUAGE', 'PLACEHOLDER_SYMBOLS',
            'DENSE_FEATURE_NAMES', 'INTERCEPT_FEATURE', 'PRIOR_FEATURE', 'default_model_path', 'manifest_path',
            'train_pipeline', 'library_versions', 'class_labels', 'data_files', 'file_sha256', 'save_pipeline',
-           'ModelIntegrityError', 'read_manifest', 'load_pipeline', 'model_files', 'model_id', 'default_pipeline',
-           'answers', 'predict_pipeline', 'text_cell', 'label_frame', 'freeze_long_lived', 'warm_and_freeze',
-           'validation_metrics', 'behaviour_summary', 'train_and_save', 'NotExplainable', 'linear_classifier',
-           'readable_ngram', 'readable_feature_names', 'feature_names', 'explain_pipeline']
+           'check_model_destination', 'ModelIntegrityError', 'read_manifest', 'load_pipeline', 'model_files',
+           'model_id', 'default_pipeline', 'answers', 'predict_pipeline', 'text_cell', 'label_frame',
+           'freeze_long_lived', 'warm_and_freeze', 'validation_metrics', 'behaviour_summary', 'train_and_save',
+           'NotExplainable', 'linear_classifier', 'readable_ngram', 'readable_feature_names', 'feature_names',
+           'explain_pipeline']
 
 # %% ../nbs/03_pipeline.ipynb #9b62a67e
 SHIPPED_MODEL = PROJECT_DIR/"models"/"pipeline.pkl"
@@ -131,6 +132,16 @@ def _json_default(o):
     if isinstance(o, np.generic): return o.item()
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
+# %% ../nbs/03_pipeline.ipynb #7d3e1a02
+def check_model_destination(path, # the pickle a command is about to write
+                            overwrite: bool = False, # may an existing model be replaced?
+                           ):
+    "Refuse a model path that is a directory, or where a model (its pickle or its manifest) exists unless `overwrite`; asked before training, not after."
+    path = Path(path)
+    if path.is_dir(): raise IsADirectoryError(f"{path}: is a directory; give a file name such as {path/'pipeline.pkl'}")
+    if not overwrite and (path.exists() or manifest_path(path).exists()):
+        raise FileExistsError(f"{path}: a model exists there; pass overwrite=True (--overwrite) to replace it")
+
 # %% ../nbs/03_pipeline.ipynb #932947f7
 class ModelIntegrityError(RuntimeError):
     "A model file that must not be unpickled: no manifest, a hash or version mismatch, or corrupt bytes."
@@ -207,14 +218,21 @@ def model_id(manifest: dict) -> str:
 
 # %% ../nbs/03_pipeline.ipynb #48692638
 _default_lock = threading.Lock()
-_default_cache: dict[Path, Pipeline] = {}
+_default_cache: dict[Path, tuple[tuple, Pipeline]] = {}  # path → (the identity of its pickle and manifest when loaded, pipeline)
+
+def _identity(path: Path) -> tuple:
+    "What changes when a file is rewritten or replaced: its device, inode, size and modification time."
+    st = path.stat()
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 def default_pipeline() -> Pipeline:
-    "The pipeline at `default_model_path()`, loaded and verified once per process."
+    "The pipeline at `default_model_path()`, loaded and verified once, and again whenever its pickle or manifest has been replaced since."
     path = default_model_path()
+    try: identity = (_identity(path), _identity(manifest_path(path)))
+    except OSError: return load_pipeline(path)  # which says what is missing
     with _default_lock:
-        if path not in _default_cache: _default_cache[path] = load_pipeline(path)
-        return _default_cache[path]
+        if path not in _default_cache or _default_cache[path][0] != identity: _default_cache[path] = (identity, load_pipeline(path))
+        return _default_cache[path][1]
 
 def _tweet_list(texts) -> list[str]: return tweet_list([texts] if isinstance(texts, str) else texts)  # the normalizer's check, before any work
 
@@ -382,13 +400,15 @@ def readable_feature_names(features, # the fitted step before the classifier: a 
 INTERCEPT_FEATURE = "(intercept)"
 PRIOR_FEATURE = "(no content: the class prior)"
 _names_lock = threading.Lock()
-_names_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline → readable feature names: 0.1 s to build, so once
+_names_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline → (its classifier's coef_, readable feature names)
 
 def feature_names(pipeline: Pipeline) -> list[str]:
-    "`readable_feature_names` of the step before `pipeline`'s classifier, built once per pipeline."
+    "`readable_feature_names` of the step before `pipeline`'s classifier: 0.1 s to build, so once per fit (a refit, as `train_pipeline` does in place, gives the classifier a new `coef_`)."
+    coef = pipeline.steps[-1][1].coef_
     with _names_lock:
-        if pipeline not in _names_cache: _names_cache[pipeline] = readable_feature_names(pipeline.steps[-2][1])
-        return _names_cache[pipeline]
+        if pipeline not in _names_cache or _names_cache[pipeline][0] is not coef:
+            _names_cache[pipeline] = (coef, readable_feature_names(pipeline.steps[-2][1]))
+        return _names_cache[pipeline][1]
 
 def _explanation(weights: np.ndarray, columns: np.ndarray, names: list[str], top: int, intercept: float) -> list[dict]:
     "One tweet's parts: up to `top` features, largest first; one line for the rest; the intercept. They add up to the margin."

@@ -20,12 +20,13 @@ def served_model_path() -> Path:
 
 @pytest.fixture(scope="module")
 def corpus():
-    """The shared SemEval corpus, which the scale tests resample; they are skipped where it is absent."""
-    from sentiment_nb.data import load_semeval, semeval_path
+    """The shared SemEval corpus, which the scale tests resample; they are skipped where it is absent, and fail under CI."""
+    from sentiment_nb.data import semeval_path, shared_corpus
 
-    if not semeval_path().exists():
+    found = shared_corpus()
+    if found is None:
         pytest.skip(f"{semeval_path()} not found: the scale tests resample the shared SemEval corpus")
-    return load_semeval(semeval_path())
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +63,10 @@ def browser():
             yield chromium
         finally:
             chromium.close()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The order the tests ran in, printed last (also under -q), so a failure that depends on it can be run again."""
+    if config.pluginmanager.hasplugin("randomly") and config.getoption("randomly_seed", None) is not None:
+        terminalreporter.write_line(f"tests in random order, seed {config.getoption('randomly_seed')}: "
+                                    "--randomly-seed=... repeats it, -p no:randomly runs them in file order")

@@ -1,6 +1,6 @@
 """What the process-level tests share, and the benchmarks reuse: our own tweets and the files they come in, copies of a
-model to break, the `sentiment-nb` console script as a subprocess, the real servers on a free loopback port and their
-/metrics parsed.
+model to break and a model that fails on cue, the `sentiment-nb` console script as a subprocess, the real servers on a
+free loopback port, their processes and connections as /proc shows them, and their /metrics parsed.
 
 The pytest fixtures built on these live in tests/conftest.py. Library contracts are tested in the notebooks, with
 their own examples; nothing here is part of the installed package.
@@ -18,6 +18,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from sklearn.base import BaseEstimator, TransformerMixin
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +78,40 @@ def copy_model(model: Path, folder: Path) -> Path:
     return folder / model.name
 
 
+class FaultyStep(TransformerMixin, BaseEstimator):
+    """A first pipeline step for fault tests: passes the tweets on; fails a call that has `poison` in it; holds a call that
+    has `hold` in it until the file `release` exists (two minutes at most). Each call appends its tweets to the file `calls`,
+    as one JSON line, so a test can see how requests were batched."""
+
+    def __init__(self, poison: str = "", hold: str = "", release: str = "", calls: str = ""):
+        self.poison, self.hold, self.release, self.calls = poison, hold, release, calls
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        X = list(X)
+        if self.calls:
+            with open(self.calls, "a", encoding="utf-8") as f:
+                f.write(json.dumps(X) + "\n")
+        if self.hold and self.hold in X:
+            wait_until(lambda: Path(self.release).exists(), timeout=120, what=f"{self.release} to appear")
+        if self.poison and self.poison in X:
+            raise ValueError(f"the model fails on {self.poison!r}")
+        return X
+
+
+def faulty_model(folder: Path, **faults) -> Path:
+    """The shipped model behind a `FaultyStep(**faults)`, saved with its manifest into the new `folder`; the pickle's path."""
+    from sklearn.pipeline import Pipeline
+
+    from sentiment_nb.pipeline import SHIPPED_MODEL, load_pipeline, save_pipeline
+
+    folder.mkdir()
+    save_pipeline(Pipeline([("faults", FaultyStep(**faults)), *load_pipeline(SHIPPED_MODEL).steps]), folder / "pipeline.pkl")
+    return folder / "pipeline.pkl"
+
+
 def edit_manifest(path: Path, **changes) -> None:
     """Change fields of the manifest beside `path`; a dict value updates the field's dict (e.g. `versions`)."""
     manifest_file = path.with_suffix(".json")
@@ -110,6 +146,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until(condition, timeout: float = 30, what: str = "the condition") -> None:
+    """Return once `condition()` holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:g} s for {what}")
+        time.sleep(0.01)
 
 
 def get_status(url: str, timeout: float = 2) -> int | None:
@@ -153,7 +198,7 @@ class Server:
         return self.process.returncode
 
 
-def start_server(command: list[str], log_path: Path, env: dict[str, str] | None = None, ready_timeout: float = 60,
+def start_server(command: list[str], log_path: Path, env: dict[str, str] | None = None, ready_timeout: float = 180,
                  wait_ready: bool = True, cwd: Path = ROOT) -> Server:
     """`command` serving on 127.0.0.1 and a free port (HOST/PORT for gunicorn, FLASK_RUN_HOST/FLASK_RUN_PORT for
     `flask run`); by default returns once /health says 200."""
@@ -177,3 +222,41 @@ def start_server(command: list[str], log_path: Path, env: dict[str, str] | None 
     server.stop()
     raise RuntimeError(f"{command} did not become ready within {ready_timeout}s (exit {process.returncode}):\n"
                        f"{server.log()[-3000:]}")
+
+
+# ---- Processes and connections as /proc shows them (a container's too, seen from the host)
+
+def children_of(parent: int) -> list[int]:
+    """Pids of the live processes whose parent is `parent` (the kernel here has no /proc/PID/task/TID/children); a child
+    that has died but is not reaped yet (a zombie) does not count."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # the command name may contain spaces and parentheses
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if int(fields[1]) == parent and fields[0] != "Z":
+            children.append(int(stat.parent.name))
+    return sorted(children)
+
+
+def client_connections(pid: int, port: int) -> int:
+    """Established connections to `port` that process `pid` holds (a container's too, with host networking)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # 01: ESTABLISHED
+                inodes.add(f"socket:[{fields[9]}]")
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            held += os.readlink(fd) in inodes
+        except OSError:
+            continue  # closed meanwhile
+    return held
+
+
+def uid_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])

@@ -28,8 +28,9 @@ def post_raw(client, body: bytes | None, content_type: str | None = JSON, **kwar
     return client.post("/predict", data=body, headers=headers, **kwargs)
 
 
-def assert_error(response, status: int, code: str, mentions: str = ""):
-    """The one error shape, with the request id that the X-Request-ID header carries."""
+def assert_error(response, status: int, code: str, mentions: str):
+    """The one error shape, with the request id that the X-Request-ID header carries, and a message that says `mentions`."""
+    assert mentions, "name what the message must say"
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == JSON
     error = response.get_json()["error"]
@@ -177,7 +178,7 @@ BAD_BODIES = [  # (case, body, content type, status, code, the message names)
     ("UTF-8-encoded surrogate", b'{"text": "\xed\xa0\x80"}', JSON, 400, "invalid_json", "UTF-8"),
     ("NaN", b'{"text": NaN}', JSON, 400, "invalid_json", "NaN"),
     ("deeply nested JSON", b"[" * 100_000 + b"]" * 100_000, JSON, 400, "invalid_json", "nested"),
-    ("deeply nested inside text", b'{"text": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_000 + b"}", JSON, 400, "invalid_json", ""),
+    ("deeply nested inside text", b'{"text": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_000 + b"}", JSON, 400, "invalid_json", "nested too deeply"),
     ("array body", b'["hi"]', JSON, 400, "invalid_body", "array"),
     ("string body", b'"hi"', JSON, 400, "invalid_body", "string"),
     ("null body", b"null", JSON, 400, "invalid_body", "null"),
@@ -287,7 +288,7 @@ def test_health_is_the_one_probe(service_client, openapi_checker):
     assert (response.status_code, response.get_json()) == (200, {"status": "alive"})
     openapi_checker.check("GET", "/health", response)
     # no /ready: it could never answer anything but 200 (see test_app_http.py for why /health is enough)
-    assert_error(service_client.get("/ready"), 404, "not_found", "")
+    assert_error(service_client.get("/ready"), 404, "not_found", "no endpoint at /ready")
 
 
 def test_model_endpoint_serves_the_manifest_beside_the_pickle(service_client, served_model_path, openapi_checker):
@@ -310,7 +311,7 @@ def test_openapi_document_is_valid_and_states_the_limits(service_app, service_cl
     assert batch["maxItems"] == config["MAX_BATCH_SIZE"]
     assert batch["items"]["maxLength"] == config["MAX_TEXT_LENGTH"]
     assert str(config["MAX_CONTENT_LENGTH"]) in spec["components"]["responses"]["PayloadTooLarge"]["description"]
-    assert set(spec["paths"]["/predict"]["post"]["responses"]) == {"200", "400", "413", "415", "500"}
+    assert set(spec["paths"]["/predict"]["post"]["responses"]) == {"200", "400", "413", "415", "500", "503"}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])

@@ -107,10 +107,16 @@ def test_metrics_setting_off_leaves_out_the_endpoint(served_model_path):
     assert "/metrics" not in client.get("/openapi.json").get_json()["paths"]
 
 
-def test_a_multiprocess_folder_set_too_late_stops_start_up(tmp_path, monkeypatch):
+def test_a_multiprocess_folder_set_too_late_stops_start_up(served_model_path, tmp_path, monkeypatch):
     """prometheus_client is imported already (in this process, without the variable): each worker would count alone."""
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     with pytest.raises(StartupError, match="set after prometheus_client was imported"):
+        create_app({"SENTIMENT_MODEL": str(served_model_path)})
+
+
+def test_a_multiprocess_folder_that_is_not_one_stops_start_up(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
+    with pytest.raises(StartupError, match="is not a directory"):
         multiprocess_mode()
 
 

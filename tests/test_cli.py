@@ -1,12 +1,13 @@
 """The `sentiment-nb` console script, run as a real subprocess."""
-import json, re, signal, subprocess, sys, threading, time
+import json, os, re, shutil, signal, subprocess, sys, threading, time, urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from sentiment_nb.pipeline import default_model_path, file_sha256, load_pipeline, predict_pipeline, read_manifest
-from tests.support import CLI, LABELLED, NEGATIVE, POSITIVE, run_cli, write_semeval, write_sentiment140
+from tests.support import (CLI, LABELLED, NEGATIVE, POSITIVE, copy_model, edit_manifest, run_cli, start_server, write_semeval,
+                           write_sentiment140)
 
 
 def run(*args, **kw):
@@ -51,7 +52,7 @@ def test_check_prints_the_behaviour_report_of_the_shipped_model(shipped):
 
 def test_check_fails_a_model_that_misses_the_behaviour_targets(tmp_path):
     swapped = {"positive": "negative", "negative": "positive", "neutral": "neutral"}
-    data = write_semeval(tmp_path / "train.tsv", [(text, swapped[label]) for text, label in LABELLED * 6])  # learns sentiment backwards
+    data = write_semeval(tmp_path / "train.tsv", [(text, swapped[gold]) for text, gold in LABELLED * 6])  # learns sentiment backwards
     out = tmp_path / "m" / "pipeline.pkl"
     assert run("train", data, "--out", out, "--valid-size", "0").returncode == 0
     r = run("check", "--model", out)
@@ -113,7 +114,7 @@ def test_predict_memory_stays_flat_on_a_big_file(tmp_path, shipped):
     (["predict", "--input", "notes.pdf"],
      "sentiment-nb predict: error: notes.pdf: unsupported input type '.pdf'; use one of .csv, .tsv, .tab, .txt, .jsonl, .ndjson, .parquet, .parq, .pq"),
     (["predict", "--input", "tweets.txt", "--output", "out.pdf"], "sentiment-nb predict: error: out.pdf: unsupported output type '.pdf'; use .csv, .tsv or .jsonl"),
-    (["train", "missing.tsv"], "sentiment-nb train: error: missing.tsv: no such file"),
+    (["train", "missing.tsv", "--out", "m.pkl"], "sentiment-nb train: error: missing.tsv: no such file"),
     (["evaluate", "x.tsv", "--model", "nope.pkl"], "sentiment-nb evaluate: error: x.tsv: no such file"),
 ])
 def test_errors_are_one_line_and_exit_1(tmp_path, args, message):
@@ -257,7 +258,7 @@ def test_train_killed_leaves_the_old_model_loadable(tmp_path, moment):
     assert old.returncode == 0, old.stderr
     before = model_files(out.parent)
     rows = [(f"{text} #{i}", label) for i in range(200) for text, label in LABELLED]  # 3,000 tweets: a few seconds of training
-    args = ["train", write_semeval(tmp_path / "new.tsv", rows), "--out", out]
+    args = ["train", write_semeval(tmp_path / "new.tsv", rows), "--out", out, "--overwrite"]
     if moment == "while training":
         process = run_until(args, lambda err: "training:" in err)
     else:  # the moment the new pickle's temporary file appears beside the old one
@@ -271,3 +272,126 @@ def test_train_killed_leaves_the_old_model_loadable(tmp_path, moment):
     assert {name: sha for name, sha in model_files(out.parent).items() if not name.startswith(".")} == before
     assert read_manifest(out)["sha256"] == before["pipeline.pkl"]
     assert [p["label"] for p in predict_pipeline([POSITIVE[0], NEGATIVE[0]], load_pipeline(out))] == ["positive", "negative"]
+
+
+# ---- a command never replaces more than the model it was told to write ----------------------------------------------
+
+def folder_hashes(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): file_sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_train_says_where_the_model_goes_names_the_targets_it_misses_and_replaces_it_only_with_overwrite(tmp_path):
+    swapped = {"positive": "negative", "negative": "positive", "neutral": "neutral"}  # learns sentiment backwards: misses targets
+    data = write_semeval(tmp_path / "train.tsv", [(text, swapped[gold]) for text, gold in LABELLED * 6])
+    out = tmp_path / "m" / "pipeline.pkl"
+    r = run("train", data, "--out", out, "--valid-size", "0")
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0] == f"training a model for {out}", lines[0]
+    warning = next(i for i, line in enumerate(lines) if line.startswith("warning: the model misses "))
+    assert lines[warning].endswith(f"behaviour target(s) (sentiment-nb check --model {out} shows every test):"), lines[warning]
+    assert read_manifest(out)["behaviour"]["targets_missed"] == [line.strip() for line in lines[warning + 1:]] != []
+    before = folder_hashes(out.parent)
+    again = run("train", data, "--out", out, "--valid-size", "0")
+    assert (again.returncode, again.stderr) == (1, f"sentiment-nb train: error: {out}: a model exists there; pass overwrite=True (--overwrite) to replace it\n")
+    assert folder_hashes(out.parent) == before
+    # Other labels, so the replacement shows in the bytes: training on the same data again may write the same pickle.
+    corrected = write_semeval(tmp_path / "corrected.tsv", LABELLED * 6)
+    assert run("train", corrected, "--out", out, "--valid-size", "0", "--overwrite").returncode == 0
+    assert read_manifest(out)["sha256"] == file_sha256(out) != before["pipeline.pkl"]
+
+
+def test_train_without_out_never_writes_where_sentiment_model_points(tmp_path, shipped):
+    """`SENTIMENT_MODEL=models/accurate/pipeline.pkl` serves the accurate tier; a `train` run in the same shell must not
+    write a fast model over its pickle. Without --out it aims at the shipped model, which it may not replace unasked."""
+    from sentiment_nb.accurate import ACCURATE_MODEL
+
+    served = tmp_path / "accurate"
+    shutil.copytree(ACCURATE_MODEL.parent, served)
+    before, shipped_before = folder_hashes(served), file_sha256(shipped)
+    r = run("train", write_semeval(tmp_path / "train.tsv", LABELLED * 6), "--valid-size", "0",
+            env={**os.environ, "SENTIMENT_MODEL": str(served / "pipeline.pkl")})
+    assert (r.returncode, r.stderr) == (1, f"sentiment-nb train: error: {shipped}: a model exists there; pass overwrite=True (--overwrite) to replace it\n")
+    assert folder_hashes(served) == before and file_sha256(shipped) == shipped_before
+
+
+@pytest.fixture
+def models_folder(tmp_path) -> Path:
+    """A copy of the repository's models/: the fast model, its manifest, its word polarity and the accurate tier."""
+    from sentiment_nb.pipeline import SHIPPED_MODEL
+
+    shutil.copytree(SHIPPED_MODEL.parent, tmp_path / "models")
+    return tmp_path / "models"
+
+
+def test_train_accurate_never_replaces_a_folder_that_holds_anything_but_the_tier(tmp_path, models_folder):
+    before = folder_hashes(models_folder)
+    r = run("train-accurate", write_semeval(tmp_path / "train.tsv"), "--out", models_folder / "pipeline.pkl", "--overwrite")
+    assert (r.returncode, r.stderr) == (1, f"sentiment-nb train-accurate: error: {models_folder}: holds accurate, word_polarity.tsv.gz, "
+                                           "which the accurate tier's folder would replace; give it a folder of its own, such as "
+                                           f"{models_folder / 'accurate' / 'pipeline.pkl'}\n")
+    assert folder_hashes(models_folder) == before
+
+
+def test_train_accurate_aims_at_the_shipped_tier_from_any_folder_and_replaces_it_only_with_overwrite(tmp_path):
+    from sentiment_nb.accurate import ACCURATE_MODEL
+
+    before = folder_hashes(ACCURATE_MODEL.parent)
+    r = run("train-accurate", write_semeval(tmp_path / "train.tsv"), cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (1, f"sentiment-nb train-accurate: error: {ACCURATE_MODEL}: a model exists there; "
+                                           "pass overwrite=True (--overwrite) to replace it\n")
+    assert folder_hashes(ACCURATE_MODEL.parent) == before and list(tmp_path.iterdir()) == [tmp_path / "train.tsv"]
+
+
+def test_serve_takes_a_model_path_relative_to_the_folder_it_runs_in(tmp_path, shipped):
+    model = copy_model(shipped, tmp_path / "m")
+    edit_manifest(model, created="the copy in m/")  # tells it from the shipped model
+    server = start_server([CLI, "serve", "--model", "m/pipeline.pkl"], tmp_path / "server.log", cwd=tmp_path)
+    try:
+        with urllib.request.urlopen(server.url + "/model", timeout=10) as answer:
+            assert json.loads(answer.read())["created"] == "the copy in m/"
+    finally:
+        assert server.stop() == 0
+
+
+# Runs `sentiment-nb nltk-data` as on a machine where NLTK finds no WordNet anywhere but the folder it installs into.
+FRESH_NLTK = ("import os, sys, nltk\n"
+              "nltk.data.path[:] = [os.environ['NLTK_DATA']]\n"
+              "from sentiment_nb.cli import main\n"
+              "main(['nltk-data'])\n")
+
+
+def test_nltk_data_installs_debians_wordnet_without_trying_the_network(tmp_path):
+    env = {**os.environ, "NLTK_DATA": str(tmp_path / "nltk_data")}
+    r = subprocess.run([sys.executable, "-c", FRESH_NLTK], capture_output=True, text=True, timeout=300, env=env)
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"WordNet installed into {tmp_path / 'nltk_data'}\n", "")
+    assert (tmp_path / "nltk_data" / "corpora" / "wordnet" / "data.noun").is_file()
+
+
+# A process that keeps its model between calls, as a notebook kernel does: it labels each line it reads with the default model.
+KEEPS_ITS_MODEL = ("import sys\n"
+                   "from sentiment_nb.pipeline import predict_pipeline\n"
+                   "for line in sys.stdin:\n"
+                   "    print(predict_pipeline(line.strip())[0]['label'], flush=True)\n")
+
+
+def test_a_running_process_predicts_with_the_model_train_just_wrote(tmp_path):
+    out = tmp_path / "m" / "pipeline.pkl"
+    assert run("train", write_semeval(tmp_path / "right.tsv", LABELLED * 6), "--out", out, "--valid-size", "0").returncode == 0
+    process = subprocess.Popen([sys.executable, "-c", KEEPS_ITS_MODEL], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "SENTIMENT_MODEL": str(out)})
+
+    def label(text: str) -> str:
+        process.stdin.write(text + "\n")
+        process.stdin.flush()
+        return process.stdout.readline().strip()
+
+    try:
+        assert label(POSITIVE[0]) == "positive"
+        swapped = {"positive": "negative", "negative": "positive", "neutral": "neutral"}
+        backwards = write_semeval(tmp_path / "backwards.tsv", [(text, swapped[gold]) for text, gold in LABELLED * 6])
+        assert run("train", backwards, "--out", out, "--valid-size", "0", "--overwrite").returncode == 0
+        assert label(POSITIVE[0]) == "negative"  # the model now in the file, which learnt sentiment backwards
+    finally:
+        process.stdin.close()
+        process.wait(60)

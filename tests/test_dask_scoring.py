@@ -4,6 +4,8 @@ The library's contracts (formats, partitions, failures, output written whole or 
 nbs/05a_dask_scoring.ipynb on tens of thousands of tweets; here, a million, and `sentiment-nb predict --engine dask`.
 """
 import json
+import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +13,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from sentiment_nb.accurate import ACCURATE_MODEL
 from sentiment_nb.dask_scoring import dask_client, predict_dask
 from sentiment_nb.data import semeval_path
 from sentiment_nb.out_of_core import train_out_of_core
-from sentiment_nb.pipeline import default_model_path, load_pipeline, predict_pipeline
-from tests.support import LABELLED, resample_tweets, run_cli
+from sentiment_nb.pipeline import default_model_path, file_sha256, load_pipeline, predict_pipeline, read_manifest
+from tests.support import LABELLED, edit_manifest, resample_tweets, run_cli
 
 pytestmark = pytest.mark.slow
 PROBABILITIES = ["p_negative", "p_neutral", "p_positive"]
@@ -139,3 +142,73 @@ def test_a_quoted_line_break_at_90_percent_of_a_50_mb_csv_is_found_before_splitt
     refused = run_cli(*args, "--output", out, timeout=300)
     assert refused.returncode == 1 and "quoted tweets hold line breaks" in refused.stderr, refused.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
+
+
+# ---- a standing cluster and models that share a pickle ----
+
+def protobuf_fields(data: bytes, start: int, end: int):
+    """(field number, value) of the protobuf message in data[start:end]; a length-delimited value as its (start, end)."""
+    def varint(i):
+        value = shift = 0
+        while True:
+            byte = data[i]
+            value, shift, i = value | (byte & 0x7F) << shift, shift + 7, i + 1
+            if byte < 0x80:
+                return value, i
+    i = start
+    while i < end:
+        key, i = varint(i)
+        kind = key & 7
+        if kind == 0:
+            value, i = varint(i)
+        elif kind == 2:
+            size, i = varint(i)
+            value, i = (i, i + size), i + size
+        else:  # fixed 64 or 32 bits
+            width = 8 if kind == 1 else 4
+            value, i = (i, i + width), i + width
+        yield key >> 3, value
+
+
+def onnx_initializer(data: bytes, name: str) -> slice:
+    """Where the raw bytes of the initializer `name` lie in an ONNX model (ModelProto.graph.initializer[].raw_data)."""
+    graph = next(value for number, value in protobuf_fields(data, 0, len(data)) if number == 7)
+    for number, tensor in protobuf_fields(data, *graph):
+        if number == 5:
+            parts = dict(protobuf_fields(data, *tensor))
+            if data[slice(*parts[8])].decode() == name:
+                return slice(*parts[9])
+    raise KeyError(name)
+
+
+def accurate_with_other_weights(folder: Path) -> Path:
+    """A copy of the accurate tier whose classification head leans to `negative` (model.onnx changed, its manifest updated):
+    the same pickle as the shipped tier, another model."""
+    shutil.copytree(ACCURATE_MODEL.parent, folder)
+    onnx = folder / "model.onnx"
+    data = bytearray(onnx.read_bytes())
+    bias = onnx_initializer(bytes(data), "m.classifier.bias")
+    negative, neutral, positive = struct.unpack("<3f", data[bias])
+    data[bias] = struct.pack("<3f", negative + 6, neutral, positive)
+    onnx.write_bytes(bytes(data))
+    files = [{**f, "sha256": file_sha256(onnx)} if f["name"] == "model.onnx" else f for f in read_manifest(folder / "pipeline.pkl")["files"]]
+    edit_manifest(folder / "pipeline.pkl", files=files)
+    return folder / "pipeline.pkl"
+
+
+@pytest.mark.timeout(600)
+def test_a_standing_cluster_scores_each_model_with_its_own_files(cluster_address, tmp_path):
+    """Two accurate tiers with the same pickle and different weights, scored one after the other on the same cluster: each
+    run must label with its own model, not with the first one the workers loaded."""
+    shipped, other = ACCURATE_MODEL, accurate_with_other_weights(tmp_path / "other")
+    assert other.read_bytes() == shipped.read_bytes()
+    texts = [text for text, _ in LABELLED]
+    expected = {model: [p["label"] for p in predict_pipeline(texts, load_pipeline(model))] for model in (shipped, other)}
+    assert expected[shipped] != expected[other], expected  # the two models do label these tweets differently
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "tweets.csv", index=False)
+    for n, model in enumerate((shipped, other)):
+        out = tmp_path / f"out-{n}"
+        summary = predict_dask(tmp_path / "tweets.csv", out, model_path=model, scheduler=cluster_address, out_format="csv", progress=False)
+        assert summary["complete"], summary
+        scored = pd.concat(pd.read_csv(p) for p in sorted(out.glob("part-*.csv")))
+        assert scored.label.tolist() == expected[model], n

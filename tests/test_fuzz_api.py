@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schemathesis.engine import events, from_schema
 
-from tests.support import gunicorn_command, start_server
+from tests.support import children_of, gunicorn_command, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -240,12 +240,34 @@ def exchange(port: int, raw: bytes) -> bytes:
     return answer
 
 
-def first_response(answer: bytes) -> tuple[int, bytes]:
-    """Status and body of the first response in `answer` (a mangled request can turn into several)."""
+def first_response(answer: bytes) -> tuple[int, dict, bytes]:
+    """Status, headers (lower-case names) and body of the first response in `answer` (a mangled request can turn into several)."""
     head, _, rest = answer.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
-    return int(lines[0].split(" ", 2)[1]), rest[:int(headers["content-length"])]
+    body = rest[:int(headers["content-length"])]
+    assert len(body) == int(headers["content-length"]), "the answer ended before its body did"
+    return int(lines[0].split(" ", 2)[1]), headers, body
+
+
+@pytest.fixture(scope="module")
+def documented_200s(service_gunicorn):
+    """A validator for each JSON body the service documents with a 200, and the other media types a 200 may carry."""
+    document = openapi_document(service_gunicorn.url)
+    validators, media = [], set()
+    for item in document["paths"].values():
+        for operation in item.values():
+            for kind, content in operation["responses"]["200"]["content"].items():
+                media.add(kind)
+                if kind == "application/json":
+                    validators.append(jsonschema.Draft202012Validator({**content["schema"], "components": document["components"]}))
+    return validators, media
+
+
+@pytest.fixture(scope="module")
+def gunicorn_workers(service_gunicorn):
+    """The service's workers now; a mangled request must never cost one of them."""
+    return children_of(service_gunicorn.process.pid)
 
 
 @pytest.mark.timeout(300)
@@ -256,13 +278,20 @@ def first_response(answer: bytes) -> tuple[int, bytes]:
        | st.binary(max_size=300)
        | st.builds(lambda n: b"GET /" + b"a" * n + b" HTTP/1.1\r\n\r\n", st.integers(4_000, 20_000))
        | st.builds(lambda n: b"GET / HTTP/1.1\r\nX-Big: " + b"a" * n + b"\r\n\r\n", st.integers(8_000, 200_000)))
-def test_mangled_http_gets_a_json_4xx_or_a_closed_connection(service_gunicorn, raw):
+def test_mangled_http_gets_a_json_4xx_or_a_closed_connection(service_gunicorn, documented_200s, gunicorn_workers, raw):
     port = int(service_gunicorn.url.rsplit(":", 1)[1])
     answer = exchange(port, raw)
+    # An unfinished request line or header block gets no answer, which is right, but so would a request that crashed its
+    # worker: the workers must be the ones the service started with.
+    assert children_of(service_gunicorn.process.pid) == gunicorn_workers, service_gunicorn.log()[-3000:]
     if not answer:
-        return  # an unfinished request line or header block: nothing to answer
-    status, body = first_response(answer)
-    if status == 200:
+        return
+    status, headers, body = first_response(answer)
+    if status == 200:  # the mutation left a valid request: the answer must be one the service documents
+        validators, media = documented_200s
+        kind = headers["content-type"].split(";")[0]
+        assert kind in media, headers
+        assert kind != "application/json" or any(v.is_valid(json.loads(body)) for v in validators), body[:300]
         return
     error = json.loads(body)["error"]
     assert set(error) == {"code", "message", "request_id"}, error

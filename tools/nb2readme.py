@@ -1,7 +1,7 @@
 """Render nbs/index.ipynb as README.md: the nbdev convention, without needing Quarto.
 
 Markdown cells are copied as they are, visible code cells become fenced Python blocks followed by their
-text outputs. Which cells are hidden and which lines are directives is decided as for the docs site (tools/build_docs.py).
+text outputs (`#| echo: false`: the outputs alone). Which cells are hidden and which lines are directives is decided as for the docs site (tools/build_docs.py).
 Usage: python tools/nb2readme.py nbs/index.ipynb README.md
 """
 import json, sys
@@ -19,8 +19,9 @@ def cell_text(cell) -> str:
 
 def render_code(cell) -> str:
     source = cell_text(cell)
-    if is_hidden(cell_directives(source)): return ""
-    code = strip_directives(source)
+    directives = cell_directives(source)
+    if is_hidden(directives): return ""
+    code = strip_directives(source) if directives.get("echo") != "false" else ""  # `#| echo: false`: its output alone
     outputs = []
     for out in cell.get("outputs", []):
         text = out.get("text") or out.get("data", {}).get("text/plain")
