@@ -85,7 +85,7 @@ def labels(service_app) -> list[str]:
 # ---- predictions ------------------------------------------------------------------------------------------------
 
 def check_prediction(prediction: dict, text: str, labels: list[str]):
-    assert list(prediction) == ["text", "label", "pred", "probabilities"]
+    assert list(prediction) == ["text", "label", "pred", "probabilities", "language", "language_confidence", "supported", "reason"]
     assert prediction["text"] == text
     assert prediction["label"] == labels[prediction["pred"]]
     probabilities = prediction["probabilities"]

@@ -68,7 +68,7 @@ def test_gunicorn_serves_single_and_batch_predictions(service_gunicorn):
     single = post_json(service_gunicorn, {"text": POSITIVE})
     assert single.status_code == 200
     assert single.json()["label"] == "positive"
-    assert set(single.json()) == {"text", "label", "pred", "probabilities"}
+    assert set(single.json()) == {"text", "label", "pred", "probabilities", "language", "language_confidence", "supported", "reason"}
     batch = post_json(service_gunicorn, {"texts": [POSITIVE, NEGATIVE, NEUTRAL]})
     assert batch.status_code == 200
     predictions = batch.json()["predictions"]

@@ -22,6 +22,7 @@ from tests.support import LABELLED, edit_manifest, resample_tweets, run_cli
 
 pytestmark = pytest.mark.slow
 PROBABILITIES = ["p_negative", "p_neutral", "p_positive"]
+LANGUAGE_FIELDS = ["language", "language_confidence", "supported", "reason"]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_a_million_tweets_on_a_local_cluster_match_predict_pipeline(corpus, mode
     assert json.loads((out / "_summary.json").read_text())["rows"] == len(archive)
 
     scored = pd.read_parquet(out)
-    assert list(scored.columns) == ["id", "text", "label", *PROBABILITIES]
+    assert list(scored.columns) == ["id", "text", "label", *PROBABILITIES, *LANGUAGE_FIELDS]
     assert sorted(scored.id) == list(archive.id)  # every input row exactly once, ids unchanged
     sample = scored.sample(2_000, random_state=0)
     expected = predict_pipeline(sample.text.tolist(), load_pipeline(model_path))
@@ -87,7 +88,7 @@ def test_every_input_kind_keeps_its_columns(kind, model_path, cluster_address, t
     summary = predict_dask(path, tmp_path / "out", model_path=model_path, scheduler=cluster_address, out_format="csv", progress=False)
     assert summary["complete"] and summary["rows"] == len(texts)
     scored = pd.concat(pd.read_csv(p, dtype={"id": str}, keep_default_na=False) for p in sorted((tmp_path / "out").glob("part-*.csv")))
-    assert list(scored.columns) == [*frame.columns, "label", *PROBABILITIES]
+    assert list(scored.columns) == [*frame.columns, "label", *PROBABILITIES, *LANGUAGE_FIELDS]
     assert scored.text.tolist() == texts and (kind == "txt" or scored.id.tolist() == frame.id.tolist())
     assert scored.label.tolist() == [p["label"] for p in predict_pipeline(texts, load_pipeline(model_path))]
 
