@@ -135,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("data", nargs="*", help="the SemEval TSV, whose sources give the temporal hold-out (default: the shared corpus, as for train)")
     a.add_argument("--out", default=None, help="model path (default: the shipped models/accurate/pipeline.pkl, which takes --overwrite); "
                                                "its folder holds the tier's files and nothing else: it is replaced as a whole")
+    a.add_argument("--overwrite", action="store_true", help="replace the model at --out")
     a.add_argument("--epochs", type=int, default=2)
     a.add_argument("--augment", type=int, default=600, help="rule-labelled examples per family (07a_augmentation); 0: the tweets alone")
     e = sub.add_parser("evaluate", help="metrics of a model on labelled tweets")
