@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentiment_nb.pipeline import class_labels, load_pipeline, predict_pipeline
-from sentiment_nb.preprocess import NEGATIVE, POSITIVE, TweetNormalizer
+from sentiment_nb.preprocess import NEGATIVE, TweetNormalizer
 
 LONGEST_TEXT = 20_000
 REPEATABLE = dict(derandomize=True, database=None, deadline=None, print_blob=True,
