@@ -149,7 +149,7 @@ bench-scale: venv ## Dask scoring (1 vs 2 workers), out-of-core vs full-batch tr
 	$(RECORD) scale $(BIN)/python -m bench.bench_scale
 
 # Soak: load, a worker SIGKILLed and SIGTERM under load, every request accounted for; bounded in time.
-# CI runs shorter bounds: make soak SOAK_SECONDS=15 SOAK_FAULT_SECONDS=12
+# CI runs shorter bounds: make soak SOAK_SECONDS=15 SOAK_FAULT_SECONDS=18
 SOAK_SECONDS ?= 60
 SOAK_FAULT_SECONDS ?= 20
 SOAK_ARGS = --duration $(SOAK_SECONDS) --fault-duration $(SOAK_FAULT_SECONDS)
