@@ -43,41 +43,29 @@ def missed_targets(results) -> set:
 # Targets the shipped models miss (issues 22 and 23 stay open for them; figures in each manifest's "behaviour" and in `make behaviour`).
 # Every other target must hold: a model that misses one more fails, and one that meets a target listed here fails too,
 # so the list is shortened the day a target is met.
+MISSED_BY_BOTH = {
+    "another person's opinion (development half)",
+    "another person's opinion (sealed half)",
+    "emoji: after negation (sealed half)",
+    "emoji: alone (sealed half)",
+    "emoji: sets the tone (sealed half)",
+    "emoji: undercuts praise (sealed half)",
+    "every capability (development half)",
+    "every capability (sealed half)",
+    "gap between the halves' mean failure rates (both)",
+    "largest paired-sentence shift of p(positive) − p(negative) (development half)",
+    "largest paired-sentence shift of p(positive) − p(negative) (sealed half)",
+    "mean failure rate (sealed half)",
+    "negation: across a clause (sealed half)",
+    "negation: but-clause (sealed half)",
+}
 KNOWN_MISSES = {
-    "fast": {
-        "another person's opinion (development half)",
-        "another person's opinion (sealed half)",
-        "emoji: after negation (sealed half)",
-        "emoji: alone (sealed half)",
-        "emoji: sets the tone (sealed half)",
-        "emoji: undercuts praise (sealed half)",
-        "every capability (development half)",
-        "every capability (sealed half)",
-        "gap between the halves' mean failure rates (both)",
-        "largest paired-sentence shift of p(positive) − p(negative) (development half)",
-        "largest paired-sentence shift of p(positive) − p(negative) (sealed half)",
-        "mean failure rate (sealed half)",
+    "fast": MISSED_BY_BOTH | {
         "negation: across a clause (development half)",
-        "negation: across a clause (sealed half)",
-        "negation: but-clause (sealed half)",
         "no content (sealed half)",
     },
-    "accurate": {
-        "another person's opinion (development half)",
-        "another person's opinion (sealed half)",
-        "emoji: after negation (sealed half)",
-        "emoji: alone (sealed half)",
-        "emoji: sets the tone (sealed half)",
-        "emoji: undercuts praise (sealed half)",
-        "every capability (development half)",
-        "every capability (sealed half)",
-        "gap between the halves' mean failure rates (both)",
+    "accurate": MISSED_BY_BOTH | {
         "identity swaps that change the label (sealed half)",
-        "largest paired-sentence shift of p(positive) − p(negative) (development half)",
-        "largest paired-sentence shift of p(positive) − p(negative) (sealed half)",
-        "mean failure rate (sealed half)",
-        "negation: across a clause (sealed half)",
-        "negation: but-clause (sealed half)",
     },
 }
 
