@@ -96,8 +96,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         import onnxruntime as ort
         from tokenizers import Tokenizer
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads or int(os.environ.get("OMP_NUM_THREADS") or 0)
-        options.inter_op_num_threads = 1
+        options.intra_op_num_threads = options.inter_op_num_threads = 1  # one thread per forward pass: `predict_proba` runs tweets side by side
         session = ort.InferenceSession(str(Path(self.directory_)/"model.onnx"), options, providers=["CPUExecutionProvider"])
         tokenizer = Tokenizer.from_file(str(Path(self.directory_)/"tokenizer.json"))
         tokenizer.no_padding(); tokenizer.enable_truncation(self.max_length)
