@@ -19,7 +19,8 @@ from .preprocess import CachesNotPickled, is_negator, word_polarity
 # %% auto #0
 __all__ = ['N_LEXICON_FEATURES', 'VADER_NEGATION_FACTOR', 'CONTRAST_FACTOR', 'BOOSTERS', 'REDUCERS', 'BOOST', 'REDUCE',
            'CONTRAST_WORDS', 'LEXICONS', 'WORD_POLARITY', 'N_DISTILLED_FEATURES', 'split_tokens', 'NgramVectorizer',
-           'polarity_lexicon', 'LexiconFeatures', 'SparseUnion', 'read_word_polarity', 'DistilledPolarity']
+           'polarity_lexicon', 'LexiconFeatures', 'SparseUnion', 'side_by_side', 'read_word_polarity',
+           'DistilledPolarity']
 
 # %% ../nbs/01a_features.ipynb #32b1ecbf
 def split_tokens(docs) -> list[list[str]]:
@@ -50,6 +51,13 @@ def _tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
     m.data /= np.where(norms > 0, norms, 1.0)[rows]  # a tweet of weightless tokens only stays all zeros
     m.eliminate_zeros()
     return m
+
+def _count_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    "How often each (row, column) pair occurs, as a CSR matrix in canonical form (indices sorted, no duplicates)."
+    keys, counts = np.unique(rows * shape[1] + cols, return_counts=True)
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys // shape[1], minlength=shape[0]), out=indptr[1:])
+    return sp.csr_matrix((counts.astype(np.float64), keys % shape[1], indptr), shape=shape)
 
 # %% ../nbs/01a_features.ipynb #8399711a
 class NgramVectorizer(CachesNotPickled, BaseEstimator, TransformerMixin):
@@ -101,10 +109,7 @@ class NgramVectorizer(CachesNotPickled, BaseEstimator, TransformerMixin):
             pos = self._bigram_index.get_indexer(keys)
             hit = pos >= 0
             rows.append(kdoc[hit]); cols.append(len(self.vocabulary_) + pos[hit])
-        rows, cols = np.concatenate(rows), np.concatenate(cols)
-        m = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(X), self.n_features_))
-        m.sum_duplicates()
-        return m
+        return _count_matrix(np.concatenate(rows), np.concatenate(cols), (len(X), self.n_features_))
 
     @cached_property
     def _bigram_index(self) -> pd.Index: return pd.Index(self.bigram_keys_)  # a hash table: 6x faster than `searchsorted` here
@@ -148,6 +153,41 @@ def _lexicon_scores(tokens: list[str], valence: dict[str, float], modifiers: boo
     return (sum(pos), sum(neg), sum(scores), max(scores), min(scores), scores[-1], *marks,
             later if contrast else 0.0, 0.0, len(pos), len(neg))
 
+_MODIFIER = {**dict.fromkeys(REDUCERS, REDUCE), **dict.fromkeys(BOOSTERS, BOOST)}  # a word in both boosts, as in `_lexicon_scores`
+
+def _lexicon_matrix(X: list[list[str]], valence: dict[str, float], modifiers: bool = True) -> np.ndarray:
+    "`_lexicon_scores` of every tweet, as one matrix computed over all tokens at once: the same numbers, bit for bit."
+    n, lengths = len(X), np.fromiter(map(len, X), dtype=np.int64, count=len(X))
+    flat = list(chain.from_iterable(X))
+    doc = np.repeat(np.arange(n), lengths)
+    v = np.fromiter(map(valence.get, flat, repeat(0.0)), dtype=np.float64, count=len(flat))
+    first = np.zeros(len(flat), dtype=bool)
+    first[(np.cumsum(lengths) - lengths)[lengths > 0]] = True
+    if modifiers:  # each token's valence times what the token before it in the tweet does to it
+        factor = np.fromiter(map(_MODIFIER.get, flat, repeat(1.0)), dtype=np.float64, count=len(flat))
+        before = np.r_[1.0, factor[:-1]]
+        v *= np.where(first, 1.0, before)
+    out = np.zeros((n, N_LEXICON_FEATURES))
+    for column, mark in ((6, "!"), (7, "?")): out[:, column] = np.bincount(doc[np.fromiter(map(mark.__eq__, flat), dtype=bool, count=len(flat))], minlength=n)
+    scored = v != 0
+    s, d = v[scored], doc[scored]
+    def per_tweet(rows, weights=None): return np.bincount(d[rows], weights=None if weights is None else s[rows], minlength=n)
+    positive, negative, everything = s > 0, s < 0, np.ones(len(s), dtype=bool)
+    out[:, 0], out[:, 1], out[:, 2] = per_tweet(positive, s), per_tweet(negative, s), per_tweet(everything, s)
+    out[:, 10], out[:, 11] = per_tweet(positive), per_tweet(negative)
+    if len(s):
+        starts = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
+        out[d[starts], 3], out[d[starts], 4] = np.maximum.reduceat(s, starts), np.minimum.reduceat(s, starts)
+        out[d[starts], 5] = s[np.r_[starts[1:], len(s)] - 1]
+    out[:, 9] = np.bincount(d, minlength=n) == 0
+    if modifiers:  # the valence after the last contrast word, in tweets that have one
+        contrast = ~(v != 0) & np.fromiter(map(CONTRAST_WORDS.__contains__, flat), dtype=bool, count=len(flat))
+        last = np.full(n, -1)
+        np.maximum.at(last, doc[contrast], np.flatnonzero(contrast))
+        after = np.flatnonzero(scored) > last[d]
+        out[:, 8] = np.where(last >= 0, per_tweet(after & (last[d] >= 0), s), 0.0)
+    return out
+
 # %% ../nbs/01a_features.ipynb #b5e838ed
 class LexiconFeatures(CachesNotPickled, BaseEstimator, TransformerMixin):
     "Dense lexicon-based sentiment scores of normalized tweets, scaled to unit variance."
@@ -166,12 +206,13 @@ class LexiconFeatures(CachesNotPickled, BaseEstimator, TransformerMixin):
 
     def transform_tokens(self, X: list[list[str]]) -> sp.csr_matrix:
         "`transform` of tweets already split by `split_tokens`."
-        return sp.csr_matrix(self._raw(X) / self.scale_)
+        return sp.csr_matrix(self.dense_tokens(X))
 
-    def _raw(self, X: list[list[str]]) -> np.ndarray:
-        valence, modifiers = self._valence, self.modifiers
-        rows = [_lexicon_scores(d, valence, modifiers) for d in X]
-        return np.array(rows, dtype=np.float64).reshape(len(rows), N_LEXICON_FEATURES)
+    def dense_tokens(self, X: list[list[str]]) -> np.ndarray:
+        "`transform_tokens` as a dense array."
+        return self._raw(X) / self.scale_
+
+    def _raw(self, X: list[list[str]]) -> np.ndarray: return _lexicon_matrix(X, self._valence, self.modifiers)
 
     @cached_property
     def _valence(self) -> dict[str, float]: return polarity_lexicon(self.lexicon)
@@ -181,7 +222,7 @@ class LexiconFeatures(CachesNotPickled, BaseEstimator, TransformerMixin):
                          "lex_after_contrast", "no_sentiment_word", "n_positive_words", "n_negative_words"], dtype=object)
 
 # %% ../nbs/01a_features.ipynb #fbd1736b
-class SparseUnion(BaseEstimator, TransformerMixin):
+class SparseUnion(BaseEstimator, TransformerMixin, auto_wrap_output_keys=None):  # no pandas output: the sparse matrix is the output
     "Concatenate the sparse outputs of named transformers, like `FeatureUnion` without its per-call parallel machinery."
     def __init__(self, transformer_list: list): # `(name, transformer)` pairs
         self.transformer_list = transformer_list
@@ -194,11 +235,31 @@ class SparseUnion(BaseEstimator, TransformerMixin):
     def transform(self, X) -> sp.csr_matrix:
         X = list(X)
         tokens = split_tokens(X)  # once for every transformer that counts tokens (`transform_tokens`): a third of their time
-        def features(t): return t.transform_tokens(tokens) if hasattr(t, "transform_tokens") else t.transform(X)
-        return sp.hstack([features(t) for _, t in self.transformer_list], format="csr")
+        def features(t):
+            if hasattr(t, "dense_tokens"): return t.dense_tokens(tokens)
+            return t.transform_tokens(tokens) if hasattr(t, "transform_tokens") else t.transform(X)
+        return side_by_side([features(t) for _, t in self.transformer_list])
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.concatenate([[f"{name}__{f}" for f in t.get_feature_names_out()] for name, t in self.transformer_list])
+
+def side_by_side(blocks: list) -> sp.csr_matrix:
+    "Sparse and dense blocks of the same rows side by side, as `sp.hstack(blocks, format='csr')` puts them, in a few array operations."
+    n = blocks[0].shape[0]
+    rows, cols, values, width = [], [], [], 0
+    for b in blocks:
+        if sp.issparse(b):
+            b = sp.csr_matrix(b)
+            r, c, v = np.repeat(np.arange(n), np.diff(b.indptr)), b.indices, b.data
+        else:
+            r, c = np.nonzero(b)  # a dense block keeps its nonzero entries, row by row
+            v = b[r, c]
+        rows.append(r); cols.append(c + width); values.append(v)
+        width += b.shape[1]
+    order = np.argsort(np.concatenate(rows), kind="stable")  # each block's entries are in row order already
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sum(np.bincount(r, minlength=n) for r in rows), out=indptr[1:])
+    return sp.csr_matrix((np.concatenate(values)[order], np.concatenate(cols)[order], indptr), shape=(n, width))
 
 # %% ../nbs/01a_features.ipynb #3f6a228b
 WORD_POLARITY = PROJECT_DIR/"models"/"word_polarity.tsv.gz"
@@ -236,7 +297,11 @@ class DistilledPolarity(BaseEstimator, TransformerMixin):
 
     def transform_tokens(self, X: list[list[str]]) -> sp.csr_matrix:
         "`transform` of tweets already split by `split_tokens`."
-        return sp.csr_matrix((self._raw(X) - self.mean_) / self.scale_)
+        return sp.csr_matrix(self.dense_tokens(X))
+
+    def dense_tokens(self, X: list[list[str]]) -> np.ndarray:
+        "`transform_tokens` as a dense array."
+        return (self._raw(X) - self.mean_) / self.scale_
 
     def _raw(self, X: list[list[str]]) -> np.ndarray:
         ids, doc = _token_ids(X, self.vocabulary_)
