@@ -12,9 +12,11 @@ import ctypes
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
+import time
 import uuid
 
 import gunicorn
@@ -95,11 +97,71 @@ def when_ready(server):
         pass
 
 
+# ---- Keep-alive connections after a worker is replaced
+# A client's connection stays with the worker that accepted it. When a worker dies, its clients reconnect at once,
+# before the replacement is up, so the survivors take them all and keep them while the new worker idles. So each new
+# worker, once ready, asks its siblings to hand back a fair share: each closes that share of its connections after
+# their next response, and the clients' reconnections spread over all the workers again.
+SHARE_SIGNAL = signal.SIGWINCH  # ignored by a worker until post_worker_init installs the handler (and by default)
+SHARE_WINDOW_S = 2.0  # a connection that sends no request within this is idle, and keep-alive closes it soon anyway
+
+
+class ConnectionSharing:
+    """WSGI middleware around a worker's app: after `share_out(workers)`, it closes every `workers`-th connection but
+    one (1 in 2 for two workers) after its next response, counting each connection once within SHARE_WINDOW_S."""
+
+    def __init__(self, wsgi, workers: int):
+        self.wsgi, self.workers = wsgi, workers
+        self.until, self.seen, self.counted = 0.0, set(), 0
+
+    def share_out(self, *_signal) -> None:
+        """From the signal handler, in the worker's main thread: the next window starts."""
+        self.seen, self.counted, self.until = set(), 0, time.monotonic() + SHARE_WINDOW_S
+
+    def __call__(self, environ, start_response):
+        if time.monotonic() < self.until and self._hand_back(environ):
+            # gunicorn's Response.force_close: the answer says `Connection: close` and the worker closes it after
+            force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+            if force_close is not None:
+                force_close()
+        return self.wsgi(environ, start_response)
+
+    def _hand_back(self, environ) -> bool:
+        connection = (environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT"))
+        if connection in self.seen:
+            return False
+        self.seen.add(connection)
+        self.counted += 1
+        return self.counted % self.workers != 0
+
+
+def is_child_of(pid: int, parent: int) -> bool:
+    """Whether `pid` is still a child of `parent` (a worker that died may have left its pid to another process)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1]) == parent
+    except (OSError, IndexError, ValueError):
+        return False
+
+
+def post_fork(server, worker):
+    """In each new worker, right after the fork: the master's other workers are its siblings."""
+    worker.siblings = list(server.WORKERS)
+
+
 def post_worker_init(worker):
-    """In each new worker, once it is ready to serve: count it among /metrics' live workers."""
+    """In each new worker, once it is ready to serve: count it among /metrics' live workers; a replacement (or an added
+    worker) asks its siblings for its share of their connections (see ConnectionSharing)."""
     from app.metrics import count_worker  # loaded with the app by then
 
     count_worker(worker.wsgi)
+    sharing = worker.wsgi = ConnectionSharing(worker.wsgi, worker.cfg.workers)
+    signal.signal(SHARE_SIGNAL, sharing.share_out)
+    if worker.age <= worker.cfg.workers:
+        return  # one of the first workers: its siblings are starting too and hold no connections yet
+    for sibling in getattr(worker, "siblings", []):
+        if is_child_of(sibling, worker.ppid):
+            os.kill(sibling, SHARE_SIGNAL)
 
 
 def leave_at_once(status: int) -> None:

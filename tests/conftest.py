@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import CHROMIUM, CHROMIUM_ARGS, ROOT, gunicorn_command, start_server
+from tests.support import CHROMIUM, CHROMIUM_ARGS, ROOT, children_of, gunicorn_command, start_server, wait_until
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +47,10 @@ def service_gunicorn(served_model_path, tmp_path_factory):
     """The real gunicorn, configured as `make serve` runs it, on a free 127.0.0.1 port; stopped after the session."""
     server = start_server(gunicorn_command(), tmp_path_factory.mktemp("gunicorn") / "server.log",
                           env={"SENTIMENT_MODEL": str(served_model_path)})
+    # /health answers once the first worker is up; the master forks the next a moment later, and tests that count
+    # the workers must see them all
+    workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+    wait_until(lambda: len(children_of(server.process.pid)) == workers, what=f"gunicorn's {workers} workers")
     yield server
     assert server.stop() == 0, f"gunicorn did not exit cleanly on SIGTERM:\n{server.log()[-3000:]}"
 

@@ -265,6 +265,41 @@ def test_make_serve_runs_gunicorn_and_stops_on_sigterm(served_model_path, tmp_pa
     assert "Shutting down: Master" in server.log()
 
 
+def test_a_replaced_worker_gets_a_share_of_the_keep_alive_connections_back(served_model_path, tmp_path):
+    """A killed worker's clients reconnect before its replacement is up, and the survivor would keep them all. Here one
+    worker holds every connection (the other is stopped while they open, then killed); once the replacement is ready,
+    the survivor closes every second connection after its next answer and the clients' reconnections reach the new one."""
+    server = start_server(gunicorn_command(), tmp_path / "server.log",
+                          env={"SENTIMENT_MODEL": str(served_model_path), "WEB_CONCURRENCY": "2"})
+    port, master = int(server.url.rsplit(":", 1)[1]), server.process.pid
+    sessions = [requests.Session() for _ in range(12)]
+
+    def one_request_each(pool):
+        for response in pool.map(lambda session: session.post(server.url + "/predict", json={"text": POSITIVE}, timeout=60),
+                                 sessions):
+            assert response.status_code == 200, response.text
+
+    try:
+        wait_until(lambda: len(children_of(master)) == 2, what="both workers")
+        keeper, stopped = children_of(master)
+        with ThreadPoolExecutor(len(sessions)) as pool:
+            os.kill(stopped, signal.SIGSTOP)
+            one_request_each(pool)
+            assert client_connections(keeper, port) == len(sessions)
+            os.kill(stopped, signal.SIGKILL)
+            wait_until(lambda: stopped not in children_of(master) and len(children_of(master)) == 2, what="a replacement")
+            new_worker = next(pid for pid in children_of(master) if pid != keeper)
+            deadline = time.monotonic() + 15
+            while client_connections(new_worker, port) < len(sessions) // 4 and time.monotonic() < deadline:
+                one_request_each(pool)
+            held = {"survivor": client_connections(keeper, port), "replacement": client_connections(new_worker, port)}
+        assert held["replacement"] >= len(sessions) // 4, held  # without the hand-back: 0 for good
+    finally:
+        for session in sessions:
+            session.close()
+        server.stop()
+
+
 # ---- one request's trouble stays its own ----
 
 POISON, HOLD = "this tweet makes the model fail", "this tweet holds the model"
