@@ -22,10 +22,11 @@ from .identity import IDENTITY_COMPOUND_RE, neutral_word
 
 # %% auto #0
 __all__ = ['DEBIAN_WORDNET', 'DEBIAN_LEXNAMES_MAN', 'NLTK_DATA_HELP', 'VADER_DIR', 'POSITIVE', 'NEGATIVE', 'URL', 'USER',
-           'NEGATION_MODES', 'nltk_data_dir', 'wordnet_available', 'lexnames_from_man', 'wordnet_from_debian',
-           'replace_directory', 'ensure_nltk_data', 'vader_lexicon', 'emoji_tokens', 'textblob_lexicon',
-           'word_polarity', 'char_table', 'is_negator', 'mark_negation', 'mark_contrast', 'wordnet_lemmatizer',
-           'LemmaCache', 'tweet_list', 'CachesNotPickled', 'TweetNormalizer', 'has_negator', 'has_content']
+           'LEMMA_CACHE_SIZE', 'NEGATION_MODES', 'nltk_data_dir', 'wordnet_available', 'lexnames_from_man',
+           'wordnet_from_debian', 'replace_directory', 'ensure_nltk_data', 'vader_lexicon', 'emoji_tokens',
+           'textblob_lexicon', 'word_polarity', 'char_table', 'is_negator', 'mark_negation', 'mark_contrast',
+           'wordnet_lemmatizer', 'LemmaCache', 'tweet_list', 'CachesNotPickled', 'TweetNormalizer', 'has_negator',
+           'has_content']
 
 # %% ../nbs/01_preprocess.ipynb #e9525d90
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
@@ -254,18 +255,28 @@ def wordnet_lemmatizer() -> Callable[[str], str]:
 
 # %% ../nbs/01_preprocess.ipynb #f8ae8827
 _KEEP_AS_IS = frozenset({"does", "ios", "always", "sometimes", "anyways", "news"})
+LEMMA_CACHE_SIZE = 50_000 # tokens per generation: a normalizer remembers at most twice as many (a few MB), however many new words it meets
 
 class LemmaCache(dict):
-    "token → lemma, computing each missing entry once with NLTK's WordNet lemmatizer; identity words → their neutral form (`00b_identity`)."
-    def __init__(self, mask_identity: bool = True):
+    "token → lemma, each computed once with NLTK's WordNet lemmatizer while remembered; identity words → their neutral form (`00b_identity`)."
+    def __init__(self, mask_identity: bool = True,
+                 size: int = LEMMA_CACHE_SIZE, # when this many are cached, they become the older generation and the one before is dropped
+                ):
         self._lemmatize = wordnet_lemmatizer()  # opens WordNet now (a second), not during the first request
         self._neutral = neutral_word if mask_identity else str
+        self._size, self._older = size, {}
     def __missing__(self, token: str) -> str:
-        if (neutral := self._neutral(token)) != token: lemma = neutral
-        elif len(token) < 4 or not token.isalpha() or token.endswith("ss") or token in _KEEP_AS_IS: lemma = token
-        else: lemma = self._lemmatize(token)
+        lemma = self._older.get(token)
+        if lemma is None: lemma = self._lemma(token)
+        if len(self) >= self._size:
+            self._older = dict(self)
+            self.clear()
         self[token] = lemma
         return lemma
+    def _lemma(self, token: str) -> str:
+        if (neutral := self._neutral(token)) != token: return neutral
+        if len(token) < 4 or not token.isalpha() or token.endswith("ss") or token in _KEEP_AS_IS: return token
+        return self._lemmatize(token)
 
 # %% ../nbs/01_preprocess.ipynb #65fecfd6
 def tweet_list(texts, # a list, tuple, Series or array of tweets
