@@ -11,11 +11,17 @@ collection off, so the cost of metrics is measured: at most 10% of single-tweet 
 gunicorn's default run also answers single tweets with `"explain": true`, each run right after a plain one, so the cost
 of an explanation is measured: its median latency at most 2× a plain request's (issue 14).
 Then the accurate tier (models/accurate/, SENTIMENT_MODEL) behind gunicorn: single tweets over 8 connections, batches of 64.
+Last, the ceiling: a Flask app answering every POST /predict with one constant prediction (bench/constant_app.py) under the
+same gunicorn settings, single tweets as above; the service's requests/s are reported as a share of it (issue 24: at
+least half), with p50/p99, how far the slowest of a start's three runs falls below their median, and how the
+connections and the CPU spread over the workers in each run (connections counted from /proc halfway through a run).
 Medians over the repeats go to tables on stdout and to bench-results/http.json.
 """
 import argparse
 import json
+import threading
 import random
+import os
 import shutil
 import statistics
 import subprocess
@@ -29,6 +35,11 @@ from sentiment_nb.accurate import ACCURATE_MODEL
 
 LUA = ROOT / "bench" / "post_bodies.lua"
 SERVERS = {"gunicorn": gunicorn_command, "flask dev server": dev_server_command}
+CONSTANT = "constant response"  # the ceiling: gunicorn_command's settings, a constant answer
+
+
+def constant_command() -> list[str]:
+    return [*gunicorn_command()[:-1], "bench.constant_app:create_app()"]
 SINGLE_CONNECTIONS, BATCH_CONNECTIONS, BATCH_SIZE = 16, 4, 1_000
 SINGLE_RUNS = 3  # wrk runs of single tweets per server start
 ACCURATE_SINGLE_CONNECTIONS, ACCURATE_BATCH_CONNECTIONS, ACCURATE_BATCH_SIZE = 8, 2, 64
@@ -65,11 +76,46 @@ def write_explain_bodies(folder: Path) -> Path:
     return explain
 
 
-def run_wrk(url: str, bodies: Path, connections: int, seconds: int) -> dict:
-    """wrk's results as post_bodies.lua prints them (latencies in µs)."""
+def run_wrk(url: str, bodies: Path, connections: int, seconds: int, workers: list[int] = ()) -> dict:
+    """wrk's results as post_bodies.lua prints them (latencies in µs); with `workers`, also each one's established
+    connections halfway through the run and the CPU seconds it used during it."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA), url, "--", str(bodies)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    cpu_before = [cpu_seconds(pid) for pid in workers]
+    sample: list[int] = []
+    timer = threading.Timer(seconds / 2, lambda: sample.extend(established(workers, int(url.rsplit(":", 1)[1].split("/")[0]))))
+    timer.start()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True)
+    finally:
+        timer.cancel()
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if workers:
+        result["connections"] = sample
+        result["cpu_s"] = [cpu_seconds(pid) - before for pid, before in zip(workers, cpu_before)]
+    return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def established(workers: list[int], port: int) -> list[int]:
+    """How many established TCP connections on `port` each of `workers` holds (its socket inodes in /proc/net/tcp)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    def held(pid):
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:  # the worker exited meanwhile
+            return 0
+        return sum(link[8:-1] in inodes for link in links if link.startswith("socket:["))
+    return [held(pid) for pid in workers]
 
 
 def process_memory_mb(pid: int) -> dict[str, float]:
@@ -90,20 +136,27 @@ def serving_processes(server: Server) -> list[int]:
 def measure_once(name: str, bodies: tuple[Path, Path], seconds: int, log_dir: Path, env: dict | None = None,
                  connections: tuple[int, int] = (SINGLE_CONNECTIONS, BATCH_CONNECTIONS), batch_size: int = BATCH_SIZE,
                  explain_bodies: Path | None = None) -> dict:
-    server = start_server(SERVERS.get(name, gunicorn_command)(), log_dir / f"{name.replace(' ', '-')}.log", env=env)
+    command = {**SERVERS, CONSTANT: constant_command}.get(name, gunicorn_command)()
+    server = start_server(command, log_dir / f"{name.replace(' ', '-')}.log", env=env)
     try:
         url = server.url + "/predict"
         run_wrk(url, bodies[0], connections[0], 2)  # warm-up: connections, caches, branch predictors
+        workers = serving_processes(server)
         singles, explained = [], []
         for _ in range(SINGLE_RUNS):  # explained single tweets interleaved with plain ones, on the same server
-            singles.append(run_wrk(url, bodies[0], connections[0], seconds))
+            singles.append(run_wrk(url, bodies[0], connections[0], seconds, workers))
             if explain_bodies: explained.append(run_wrk(url, explain_bodies, connections[0], seconds))
-        batch = run_wrk(url, bodies[1], connections[1], seconds)
+        batch = run_wrk(url, bodies[1], connections[1], seconds) if name != CONSTANT else None
         memory = [process_memory_mb(pid) for pid in serving_processes(server)]
     finally:
         server.stop()
     single = single_figures(singles)
-    return {
+    spread = {"runs_rps": [r["requests"] / (r["duration_us"] / 1e6) for r in singles],
+              "runs_connections": [r["connections"] for r in singles], "runs_cpu_s": [r["cpu_s"] for r in singles]}
+    if batch is None:
+        return {"single_rps": single["rps"], "single_p50_ms": single["p50_ms"], "single_p99_ms": single["p99_ms"],
+                "single_errors": single["errors"]} | spread
+    return spread | {
         "single_rps": single["rps"], "single_p50_ms": single["p50_ms"], "single_p99_ms": single["p99_ms"],
         "single_errors": single["errors"],
         "batch_tweets_per_s": batch["requests"] * batch_size / (batch["duration_us"] / 1e6),
@@ -186,6 +239,31 @@ def metrics_cost_table(on: dict, off: dict) -> str:
     return "\n".join(lines)
 
 
+def ceiling_table(service: list[dict], ceiling: list[dict]) -> str:
+    """The service's single tweets against the constant answer's, start by start, and how their runs spread."""
+    def median(runs, key): return statistics.median(r[key] for r in runs)
+    def slowest(runs): return min(min(r["runs_rps"]) / statistics.median(r["runs_rps"]) for r in runs)
+    def spread(runs): return ", ".join("/".join(map(str, c)) for r in runs for c in r["runs_connections"])
+    def busier(runs): return statistics.median(max(cpu) / sum(cpu) for r in runs for cpu in r["runs_cpu_s"] if sum(cpu))
+    share = statistics.median(s["single_rps"] / c["single_rps"] for s, c in zip(service, ceiling))
+    p99 = median(service, "single_p99_ms")
+    rows = [("requests/s (median of each start's runs, then of the starts)", f"{median(service, 'single_rps'):,.0f}",
+             f"{median(ceiling, 'single_rps'):,.0f}", f"{share:.2f}×", f"≥ {CEILING_SHARE:g}×", share >= CEILING_SHARE),
+            ("p50 latency, ms", f"{median(service, 'single_p50_ms'):.1f}", f"{median(ceiling, 'single_p50_ms'):.1f}", "", "", None),
+            ("p99 latency, ms", f"{p99:.1f}", f"{median(ceiling, 'single_p99_ms'):.1f}", "", f"≤ {P99_LIMIT_MS:g} ms", p99 <= P99_LIMIT_MS),
+            ("slowest run ÷ the median of its start's runs, worst start", f"{slowest(service):.2f}", f"{slowest(ceiling):.2f}", "",
+             f"≥ {SLOWEST_RUN_SHARE:g}", slowest(service) >= SLOWEST_RUN_SHARE),
+            ("connections per worker, each run", spread(service), spread(ceiling), "", "", None),
+            ("the busier worker's share of the CPU both used, median of runs", f"{busier(service):.0%}", f"{busier(ceiling):.0%}", "", "", None),
+            ("errors", f"{sum(r['single_errors'] for r in service):.0f}", f"{sum(r['single_errors'] for r in ceiling):.0f}", "", "0",
+             all(r["single_errors"] == 0 for r in service))]
+    lines = ["| single tweets, 16 connections | service (fast model) | constant response | service ÷ constant | target |",
+             "|---|---:|---:|---:|---|"]
+    for label, ours, theirs, ratio, target, met in rows:
+        lines.append(f"| {label} | {ours} | {theirs} | {ratio} | {target}{'' if met in (None, True) else ' (**missed**)'} |")
+    return "\n".join(lines)
+
+
 def table(medians: dict[str, dict]) -> str:
     g, d = medians["gunicorn"], medians["flask dev server"]
     lines = ["| metric | target | gunicorn | Flask dev server | gunicorn ÷ dev | target met |", "|---|---|---:|---:|---:|---|"]
@@ -203,7 +281,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: `make setup` installs it (Debian package wrk)")
-    runs: dict[str, list[dict]] = {name: [] for name in [*SERVERS, METRICS_OFF, ACCURATE]}
+    runs: dict[str, list[dict]] = {name: [] for name in [*SERVERS, METRICS_OFF, ACCURATE, CONSTANT]}
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         bodies = write_bodies(Path(tmp))
         accurate_bodies = write_bodies(Path(tmp), ACCURATE_BATCH_SIZE)
@@ -218,12 +296,17 @@ def main() -> None:
             runs[ACCURATE].append(measure_once(ACCURATE, accurate_bodies, args.duration, Path(tmp), {"SENTIMENT_MODEL": str(ACCURATE_MODEL)},
                                                (ACCURATE_SINGLE_CONNECTIONS, ACCURATE_BATCH_CONNECTIONS), ACCURATE_BATCH_SIZE))
             report(repeat, args.repeats, ACCURATE, runs[ACCURATE][-1])
-    medians = {name: {key: statistics.median(run[key] for run in results) for key in results[0]}
+            runs[CONSTANT].append(measure_once(CONSTANT, bodies, args.duration, Path(tmp)))
+            report(repeat, args.repeats, CONSTANT, runs[CONSTANT][-1])
+    medians = {name: {key: statistics.median(run[key] for run in results) for key in results[0] if not key.startswith("runs_")}
                for name, results in runs.items()}
     out = ROOT / "bench-results" / "http.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"medians": medians, "runs": runs, "duration_s": args.duration,
                                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2) + "\n", encoding="utf-8")
+    print(f"\nSingle tweets against the ceiling: POST /predict on 127.0.0.1, wrk -t2, 16 connections, {args.duration:g} s per run, "
+          f"{SINGLE_RUNS} runs per start, {args.repeats} fresh starts of each server in turn\n")
+    print(ceiling_table(runs["gunicorn"], runs[CONSTANT]))
     print(f"\nPOST /predict on 127.0.0.1, wrk -t2, {args.duration:g} s per run, median of {args.repeats} fresh starts\n")
     print(table(medians))
     print("\nThe cost of /metrics: gunicorn as above, and again with METRICS=0 (no collection), same runs\n")
@@ -235,11 +318,14 @@ def main() -> None:
 
 
 ACCURATE = "gunicorn, accurate tier"
+CEILING_SHARE, P99_LIMIT_MS, SLOWEST_RUN_SHARE = 0.5, 25.0, 0.8  # issue 24's targets for single tweets
 METRICS_OFF = "gunicorn, METRICS=0"
 
 
 def report(repeat: int, repeats: int, name: str, run: dict) -> None:
-    print(f"repeat {repeat + 1}/{repeats} {name}: {run['single_rps']:,.0f} req/s, {run['batch_tweets_per_s']:,.0f} tweets/s", file=sys.stderr)
+    batch = f", {run['batch_tweets_per_s']:,.0f} tweets/s" if "batch_tweets_per_s" in run else ""
+    print(f"repeat {repeat + 1}/{repeats} {name}: {run['single_rps']:,.0f} req/s{batch}, connections per worker "
+          f"{' '.join('/'.join(map(str, c)) for c in run['runs_connections'])}", file=sys.stderr)
 
 
 if __name__ == "__main__":

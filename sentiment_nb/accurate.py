@@ -5,6 +5,7 @@
 # %% ../nbs/07_accurate.ipynb #e3220699
 from __future__ import annotations
 import ctypes, gzip, html, os, re, shutil, tempfile, threading, time, weakref
+from concurrent.futures import ThreadPoolExecutor
 
 import emoji
 from pathlib import Path
@@ -58,7 +59,7 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, labels=tuple(LABELS), # class names, in the order of the model's logits
                  max_length: int = 64, # tokens per tweet, longer ones are truncated
                  batch_size: int = 1, # tweets per forward pass; 1 keeps each label independent of the other tweets (see below)
-                 threads: int = 0, # ONNX Runtime intra-op threads; 0: `$OMP_NUM_THREADS` if set (Dask sets 1 per worker), else one per core
+                 threads: int = 0, # forward passes run side by side, one thread each; 0: `$OMP_NUM_THREADS` if set (Dask sets 1 per worker), else one per core
                 ):
         self.labels, self.max_length, self.batch_size, self.threads = labels, max_length, batch_size, threads
 
@@ -107,10 +108,15 @@ class TransformerClassifier(ClassifierMixin, BaseEstimator):
         encoded = [e.ids for e in tokenizer.encode_batch([transformer_text(t) for t in X])] if len(X) else []
         logits = np.zeros((len(encoded), len(self.labels)), np.float32)
         order = np.argsort([len(ids) for ids in encoded], kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
+        def run(batch):
             ids, mask = padded_batch([encoded[i] for i in batch])
             logits[batch] = session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+        batches = [order[start:start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+        side_by_side = min(len(batches), self.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1)
+        if side_by_side > 1:  # ONNX Runtime lets go of the GIL while it computes; each pass has its own rows, so answers do not change
+            with ThreadPoolExecutor(side_by_side) as pool: list(pool.map(run, batches))
+        else:
+            for batch in batches: run(batch)
         return softmax(logits.astype(np.float64), axis=1)
 
     def predict(self, X) -> np.ndarray: return self.classes_[self.predict_proba(X).argmax(axis=1)]
