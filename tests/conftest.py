@@ -73,4 +73,4 @@ def pytest_terminal_summary(terminalreporter, config):
     """The order the tests ran in, printed last (also under -q), so a failure that depends on it can be run again."""
     if config.pluginmanager.hasplugin("randomly") and config.getoption("randomly_seed", None) is not None:
         terminalreporter.write_line(f"tests in random order, seed {config.getoption('randomly_seed')}: "
-                                    "--randomly-seed=... repeats it, -p no:randomly runs them in file order")
+                                    "--randomly-seed=... repeats it, -p no:randomly runs them in file order (add --reverse for the reverse)")
