@@ -1,6 +1,7 @@
 """What a new user reads and runs first: the README's commands and the answers it shows for them, `make help`, and a
 quiet `make setup` (its install of the project says nothing a newcomer would read as a failure)."""
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from sentiment_nb.preprocess import DEBIAN_WORDNET
 from tests.support import ROOT, run_cli
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -85,3 +87,21 @@ def test_installing_the_project_prints_no_warnings(tmp_path):
             if line.strip() and not line.startswith(("WARNING: Location ", "[notice]"))]
     assert said == [], "\n".join(said[:40])
     assert Path(tmp_path / "venv" / "bin" / "sentiment-nb").exists()
+
+
+def test_nltk_data_on_a_machine_without_wordnet_tries_no_download(tmp_path):
+    """`make setup` runs `sentiment-nb nltk-data`. Where NLTK finds no WordNet, the data comes from Debian's WordNet packages,
+    offline; the downloader, which fails here and prints `[nltk_data] Error loading wordnet`, is never tried first."""
+    if not DEBIAN_WORDNET.exists():
+        pytest.skip("Debian's WordNet packages are not installed (`make setup` installs them)")
+    # A venv of its own, so that NLTK does not find the WordNet installed in this one, that imports this one's packages
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", tmp_path / "venv"], check=True, timeout=300)
+    site = next((tmp_path / "venv" / "lib").glob("python3*/site-packages"))
+    (site / "project.pth").write_text("\n".join([str(ROOT), *filter(None, sys.path)]) + "\n", encoding="utf-8")
+    data = tmp_path / "nltk_data"
+    env = {**os.environ, "NLTK_DATA": str(data), "HOME": str(tmp_path)}
+    command = [tmp_path / "venv" / "bin" / "python", "-c", "from sentiment_nb.cli import main; main()", "nltk-data"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[nltk_data]" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert (data / "corpora" / "wordnet" / "index.noun").exists(), sorted(p.name for p in data.rglob("*"))[:20]
