@@ -8,7 +8,8 @@ import re
 
 # %% auto #0
 __all__ = ['NATIONALITIES', 'ETHNICITIES', 'RELIGIONS', 'SEXUAL_ORIENTATIONS', 'GENDER_IDENTITIES', 'IDENTITY_TERMS',
-           'IDENTITY_COMPOUNDS', 'IDENTITY_COMPOUND_RE', 'GENDER_NEUTRAL', 'neutral_word', 'neutralise_identity']
+           'IDENTITY_COMPOUNDS', 'IDENTITY_COMPOUND_RE', 'GENDER_NEUTRAL', 'may_hold_compound',
+           'remove_identity_compounds', 'neutral_word', 'neutralise_identity']
 
 # %% ../nbs/00b_identity.ipynb #9a379f64
 NATIONALITIES = """afghan albanian algerian american andorran angolan argentine argentinian armenian australian austrian azerbaijani
@@ -51,6 +52,22 @@ IDENTITY_COMPOUNDS = (r"non[- ]?binary", r"gender[- ]?(?:queer|fluid|non[- ]?con
     r"trans[- ](?:wom[ae]n|m[ae]n|people|persons?|folks?|kids?)")
 IDENTITY_COMPOUND_RE = re.compile(r"(?<![\w-])(?:" + "|".join(IDENTITY_COMPOUNDS) + r")(?![\w-])", re.I)
 
+# %% ../nbs/00b_identity.ipynb #b7cfc1ff
+_COMPOUND_CUES = ("binary", "gender", "spirit", "lgbtq", "baha'i", "american", "race", "nation", "islander", "eastern", "asian",
+                  "rican", "lankan", "african", "korean", "zealander", "leonean", "arabian", "trans")
+
+def may_hold_compound(line: str) -> bool:
+    "False only for a line `IDENTITY_COMPOUND_RE` cannot match: ASCII text without any of the compounds' cue words."
+    if not line.isascii(): return True
+    return any(map(line.lower().__contains__, _COMPOUND_CUES))
+
+def remove_identity_compounds(text: str, # one or more tweets, a line each
+                              replacement: str = " ",
+                             ) -> str:
+    "`IDENTITY_COMPOUND_RE.sub(replacement, text)`, without running the pattern over lines that cannot hold a compound."
+    lines = text.split("\n")  # no compound spans a line break, so line by line is the same as the whole text
+    return "\n".join(IDENTITY_COMPOUND_RE.sub(replacement, line) if may_hold_compound(line) else line for line in lines)
+
 # %% ../nbs/00b_identity.ipynb #b246d7c8
 GENDER_NEUTRAL = {
     "he": "they", "she": "they", "him": "them", "her": "them", "his": "their", "hers": "theirs", "himself": "themselves",
@@ -83,5 +100,5 @@ def _neutral_match(m: re.Match) -> str:
 
 def neutralise_identity(text: str) -> str:
     "`text` with identity compounds and terms removed and gendered words neutral; the spaces a removed word leaves become one."
-    neutral = _WORD_RE.sub(_neutral_match, IDENTITY_COMPOUND_RE.sub("", text))
+    neutral = _WORD_RE.sub(_neutral_match, remove_identity_compounds(text, ""))
     return neutral if neutral == text else _SPACES_RE.sub(" ", neutral).strip()

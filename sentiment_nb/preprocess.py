@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_preprocess.ipynb #20c0fe79
 from __future__ import annotations
-import gzip, html, os, re, shutil, sys, tempfile, warnings
+import gzip, html, os, re, shutil, sys, tempfile
 from functools import cached_property, lru_cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -18,15 +18,15 @@ from nltk.corpus.reader.wordnet import WordNetCorpusReader
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from .emoji_sentiment import EMOJI_SEQUENCE_RE, emoji_token, sequence_polarity
-from .identity import IDENTITY_COMPOUND_RE, neutral_word
+from .identity import neutral_word, remove_identity_compounds
 
 # %% auto #0
 __all__ = ['DEBIAN_WORDNET', 'DEBIAN_LEXNAMES_MAN', 'NLTK_DATA_HELP', 'VADER_DIR', 'POSITIVE', 'NEGATIVE', 'URL', 'USER',
            'LEMMA_CACHE_SIZE', 'NEGATION_MODES', 'nltk_data_dir', 'wordnet_available', 'lexnames_from_man',
            'wordnet_from_debian', 'replace_directory', 'ensure_nltk_data', 'vader_lexicon', 'emoji_tokens',
            'textblob_lexicon', 'word_polarity', 'char_table', 'is_negator', 'mark_negation', 'mark_contrast',
-           'wordnet_lemmatizer', 'LemmaCache', 'tweet_list', 'CachesNotPickled', 'TweetNormalizer', 'has_negator',
-           'has_content']
+           'NounLemmatizer', 'wordnet_lemmatizer', 'LemmaCache', 'tweet_list', 'CachesNotPickled', 'TweetNormalizer',
+           'has_negator', 'has_content']
 
 # %% ../nbs/01_preprocess.ipynb #e9525d90
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
@@ -239,19 +239,27 @@ def mark_contrast(text: str) -> str:
     return _lines_with(("but ",), rewrite, text)
 
 # %% ../nbs/01_preprocess.ipynb #2fced99f
-class _LemmaOnlyWordNet(WordNetCorpusReader):
-    "NLTK's WordNet reader without the WordNet 3.0 sense map that only multilingual lookups use."
-    def map_wn(self, version="wordnet"): return None
+_NOUN_SUFFIXES = WordNetCorpusReader.MORPHOLOGICAL_SUBSTITUTIONS["n"]  # (ending, its replacement): NLTK's rules for nouns
+
+class NounLemmatizer:
+    "`WordNetLemmatizer().lemmatize(word)` for nouns, from two frozen tables of WordNet: noun lemmas and irregular plurals."
+    def __init__(self, wordnet): # an NLTK path pointer (folder or zip) of the WordNet corpus
+        with wordnet.join("index.noun").open(encoding="utf8") as f:
+            self.nouns = frozenset(lemma for lemma, pos, _ in (line.split(None, 2) for line in f if not line.startswith(" ")) if pos == "n")
+        with wordnet.join("noun.exc").open(encoding="utf8") as f:
+            self.irregular = {terms[0]: tuple(terms[1:]) for terms in map(str.split, f) if terms}
+
+    def __call__(self, word: str) -> str:
+        forms = self.irregular.get(word)
+        if forms is None: forms = [word[:-len(end)] + new for end, new in _NOUN_SUFFIXES if word.endswith(end)]
+        return min((f for f in (word, *forms) if f in self.nouns), key=len, default=word)
 
 @lru_cache(maxsize=None)
-def wordnet_lemmatizer() -> Callable[[str], str]:
-    "`WordNetLemmatizer().lemmatize` (nouns), on a WordNet reader that opens in about half the time and memory, once per process."
+def wordnet_lemmatizer() -> NounLemmatizer:
+    "The process's `NounLemmatizer`, made on first use (WordNet fetched or built by `ensure_nltk_data` if missing)."
     ensure_nltk_data()
     import nltk
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The multilingual functions")  # none are used
-        wordnet = _LemmaOnlyWordNet(nltk.data.find("corpora/wordnet"), None)
-    return lambda word: min(wordnet._morphy(word, "n"), key=len, default=word)
+    return NounLemmatizer(nltk.data.find("corpora/wordnet"))
 
 # %% ../nbs/01_preprocess.ipynb #f8ae8827
 _KEEP_AS_IS = frozenset({"does", "ios", "always", "sometimes", "anyways", "news"})
@@ -343,7 +351,7 @@ class TweetNormalizer(CachesNotPickled, BaseEstimator, TransformerMixin):
         s = _EMOTICON_POS_RE.sub(f" {POSITIVE} ", s)
         s = _EMOTICON_NEG_RE.sub(f" {NEGATIVE} ", s)
         s = _emoji_as_tokens(s)
-        if self.mask_identity: s = IDENTITY_COMPOUND_RE.sub(" ", s)
+        if self.mask_identity: s = remove_identity_compounds(s)
         s = _ELONGATION_RE.sub(r"\1\1", s.lower().translate(self._table))
         lines = s.split("\n")
         if len(lines) != len(texts): raise AssertionError("normalization changed the number of tweets")
