@@ -16,7 +16,7 @@ PORT ?= 5000
         serve dev-serve \
         train accurate word-polarity behaviour \
         docker-build docker-test \
-        bench bench-http bench-scale soak soak-docker
+        bench bench-http bench-scale profile soak soak-docker
 
 # Each target's `## ` text, with $(HOST), $(PORT) and $(LAB_PORT) shown as the values they have now.
 help: ## list the targets
@@ -144,6 +144,9 @@ bench: ## accuracy, throughput, latency and training time of the pipeline, again
 
 bench-http: ## HTTP throughput, latency, memory, start-up: gunicorn vs the Flask dev server, /metrics on vs METRICS=0 (wrk)
 	$(RECORD) http $(BIN)/python -m bench.bench_http
+
+profile: ## where the fast model's time goes: py-spy samples a gunicorn worker under load, then predict_pipeline on new words
+	$(RECORD) profile $(BIN)/python -m bench.profile both --seconds 15
 
 bench-scale: venv ## Dask scoring (1 vs 2 workers), out-of-core vs full-batch training, peak memory, recall (~1 h)
 	$(RECORD) scale $(BIN)/python -m bench.bench_scale
