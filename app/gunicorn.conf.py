@@ -72,7 +72,9 @@ make_metrics_dir()
 bind = f"{HOST}:{PORT}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("THREADS", "4"))
-worker_class = "gthread"
+# gthread, except that a worker takes a new connection only while it has a free thread (app/worker.py): connections opened
+# at once spread over the workers instead of piling onto whichever woke first
+worker_class = "app.worker.ThreadWorkerTakingItsShare"
 timeout = int(os.environ.get("TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "30"))
 keepalive = 5

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -259,10 +260,42 @@ def test_make_serve_runs_gunicorn_and_stops_on_sigterm(served_model_path, tmp_pa
                           env={"SENTIMENT_MODEL": str(served_model_path)})
     try:
         assert post_json(server, {"text": POSITIVE}).json()["label"] == "positive"
-        assert "Using worker: gthread" in server.log()
+        assert "Using worker: app.worker.ThreadWorkerTakingItsShare" in server.log()
     finally:
         server.stop()  # make passes SIGTERM on to gunicorn, then dies of it itself
     assert "Shutting down: Master" in server.log()
+
+
+def test_keep_alive_connections_opened_at_once_spread_over_the_workers(served_model_path, tmp_path):
+    """16 clients connect at the same moment and keep their connections. gunicorn's own gthread worker lets whichever
+    worker wakes first take most of them (16/0 and 15/1 splits were common), and with the GIL that worker's one core
+    serves them all. A worker that takes a connection only while it has a free thread leaves the rest to the other."""
+    server = start_server(gunicorn_command(), tmp_path / "server.log",
+                          env={"SENTIMENT_MODEL": str(served_model_path), "WEB_CONCURRENCY": "2", "THREADS": "4"})
+    port, master = int(server.url.rsplit(":", 1)[1]), server.process.pid
+    try:
+        wait_until(lambda: len(children_of(master)) == 2, what="both workers")
+        workers = children_of(master)
+        splits = []
+        for _ in range(3):  # three bursts: gthread alone splits one evenly now and then, seldom three times running
+            sessions = [requests.Session() for _ in range(16)]
+            start = threading.Barrier(len(sessions))
+
+            def connect_and_ask(session):
+                start.wait(timeout=30)
+                for _ in range(3):
+                    response = session.post(server.url + "/predict", json={"text": POSITIVE}, timeout=60)
+                    assert response.status_code == 200, response.text
+
+            with ThreadPoolExecutor(len(sessions)) as pool:
+                list(pool.map(connect_and_ask, sessions))
+            splits.append([client_connections(pid, port) for pid in workers])
+            for session in sessions:
+                session.close()
+            wait_until(lambda: sum(client_connections(pid, port) for pid in workers) == 0, what="the connections to close")
+        assert all(sum(split) == 16 and min(split) >= 4 for split in splits), splits
+    finally:
+        server.stop()
 
 
 def test_a_replaced_worker_gets_a_share_of_the_keep_alive_connections_back(served_model_path, tmp_path):

@@ -1,0 +1,31 @@
+"""gunicorn's threaded worker, taking a new connection only while one of its threads is free to serve it."""
+from gunicorn.workers.gthread import ThreadWorker
+
+
+class ThreadWorkerTakingItsShare(ThreadWorker):
+    """gunicorn's `gthread` worker accepts every connection it can and queues it for its threads. When a client opens
+    16 keep-alive connections at once, the worker that wakes first takes most of them and keeps them; with the GIL, that
+    worker's one core then serves them all while the other workers idle (`make bench-http` saw 16/0 and 0/16 splits).
+    This worker stops accepting while all its threads are busy, so a connection goes to a worker that can serve it.
+    Connections it already holds are served as before; only new ones wait, in the kernel's queue, for a free thread."""
+
+    def __init__(self, *args, **kwargs):
+        self.busy_threads = 0  # connections handed to the thread pool and not yet finished; changed on the main thread only
+        super().__init__(*args, **kwargs)
+
+    # gthread's main loop accepts while `nr_conns < worker_connections`; a worker with no free thread reports no room
+    @property
+    def worker_connections(self) -> int:
+        return self._worker_connections if self.busy_threads < self.cfg.threads else 0
+
+    @worker_connections.setter
+    def worker_connections(self, value: int) -> None:
+        self._worker_connections = value
+
+    def enqueue_req(self, conn):
+        self.busy_threads += 1
+        super().enqueue_req(conn)
+
+    def finish_request(self, conn, fs):
+        self.busy_threads -= 1
+        super().finish_request(conn, fs)
