@@ -5,8 +5,10 @@
 # %% ../nbs/01a_features.ipynb #11357b8f
 from __future__ import annotations
 import gzip
+import math
 from functools import cached_property
 from itertools import chain, repeat
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,7 +22,7 @@ from .preprocess import CachesNotPickled, is_negator, word_polarity
 __all__ = ['N_LEXICON_FEATURES', 'VADER_NEGATION_FACTOR', 'CONTRAST_FACTOR', 'BOOSTERS', 'REDUCERS', 'BOOST', 'REDUCE',
            'CONTRAST_WORDS', 'LEXICONS', 'WORD_POLARITY', 'N_DISTILLED_FEATURES', 'split_tokens', 'NgramVectorizer',
            'polarity_lexicon', 'LexiconFeatures', 'SparseUnion', 'side_by_side', 'read_word_polarity',
-           'DistilledPolarity']
+           'DistilledPolarity', 'ngram_row', 'lexicon_row', 'distilled_row', 'feature_rows']
 
 # %% ../nbs/01a_features.ipynb #32b1ecbf
 def split_tokens(docs) -> list[list[str]]:
@@ -334,3 +336,62 @@ class DistilledPolarity(BaseEstimator, TransformerMixin):
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.array(["distilled_sum", "distilled_max", "distilled_min", "distilled_last", "n_distilled_positive",
                          "n_distilled_negative", "distilled_mean_neutral", "sqrt_n_distilled"], dtype=object)
+
+# %% ../nbs/01a_features.ipynb #1433ed8e
+def ngram_row(vectorizer: NgramVectorizer) -> Callable[[list[str]], tuple[list[int], list[float]]]:
+    "A function from one tweet's tokens to its row of `vectorizer.transform_tokens`: the columns that are not zero, their values."
+    vocabulary, keys, idf, n = vectorizer.vocabulary_, vectorizer.bigram_keys_, vectorizer.idf_.item, len(vectorizer.vocabulary_)
+    def row(tokens):
+        ids = [vocabulary.get(t, -1) for t in tokens]
+        counts = {}
+        for i in ids:
+            if i >= 0: counts[i] = counts.get(i, 0) + 1
+        pairs = [a * n + b for a, b in zip(ids, ids[1:]) if a >= 0 and b >= 0] if len(keys) else []
+        if pairs:  # `bigram_keys_` is sorted (`np.unique`)
+            at = np.minimum(np.searchsorted(keys, pairs), len(keys) - 1)
+            for k in (n + at[keys[at] == pairs]).tolist(): counts[k] = counts.get(k, 0) + 1
+        if not vectorizer.tfidf: return list(counts), [float(c) for c in counts.values()]
+        weights = {col: (math.log(c) + 1) * idf(col) for col, c in counts.items()}
+        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        return [c for c, w in weights.items() if w], [w / norm for w in weights.values() if w]
+    return row
+
+def lexicon_row(lexicon: LexiconFeatures) -> Callable[[list[str]], tuple[range, list[float]]]:
+    "A function from one tweet's tokens to its row of `lexicon.dense_tokens`, every column."
+    valence, modifiers, scale = lexicon._valence, lexicon.modifiers, lexicon.scale_.tolist()
+    def row(tokens): return range(len(scale)), [v / s for v, s in zip(_lexicon_scores(tokens, valence, modifiers), scale)]
+    return row
+
+def distilled_row(distilled: DistilledPolarity) -> Callable[[list[str]], tuple[range, list[float]]]:
+    "A function from one tweet's tokens to its row of `distilled.dense_tokens`, every column."
+    vocabulary, polarity, neutral = distilled.vocabulary_, distilled.polarity_.item, distilled.neutral_.item
+    mean, scale = distilled.mean_.tolist(), distilled.scale_.tolist()
+    def row(tokens):
+        ids = [i for i in map(vocabulary.get, tokens) if i is not None]
+        pol = [polarity(i) for i in ids]
+        raw = [0.0] * N_DISTILLED_FEATURES
+        if pol:
+            raw = [sum(pol), max(pol), min(pol), pol[-1], sum(p > 0.5 for p in pol), sum(p < -0.5 for p in pol),
+                   sum(map(neutral, ids)) / len(pol), math.sqrt(len(pol))]
+        return range(len(scale)), [(r - m) / s for r, m, s in zip(raw, mean, scale)]
+    return row
+
+_ROWS = {NgramVectorizer: ngram_row, LexiconFeatures: lexicon_row, DistilledPolarity: distilled_row}
+
+def feature_rows(union: SparseUnion, # fitted
+                 X: list[str], # normalized tweets
+                ) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    "Each tweet's row of `union.transform(X)` as (columns, values), computed tweet by tweet; None if a transformer has no row function."
+    if any(type(t) not in _ROWS for _, t in union.transformer_list): return None
+    rows = [_ROWS[type(t)](t) for _, t in union.transformer_list]
+    widths = [t.n_features_ if isinstance(t, NgramVectorizer) else len(t.scale_) for _, t in union.transformer_list]
+    offsets = np.cumsum([0] + widths).tolist()
+    out = []
+    for tokens in split_tokens(X):
+        cols, vals = [], []
+        for row, offset in zip(rows, offsets):
+            columns, values = row(tokens)
+            cols += [offset + i for i in columns]
+            vals += values
+        out.append((np.array(cols, dtype=np.int64), np.array(vals)))
+    return out

@@ -21,14 +21,14 @@ from sklearn.utils.extmath import softmax as sklearn_softmax
 from sklearn.utils.validation import check_is_fitted
 
 from .data import LABELS
-from .features import DistilledPolarity, LexiconFeatures, NgramVectorizer, SparseUnion
+from .features import DistilledPolarity, LexiconFeatures, NgramVectorizer, SparseUnion, feature_rows
 from .preprocess import TweetNormalizer, has_content, tweet_list
 
 # %% auto #0
-__all__ = ['sentiment_metrics', 'MacroRecallClassifier', 'best_offsets', 'expected_calibration_error', 'brier_score',
-           'calibrated', 'fit_temperature', 'calibration_summary', 'plot_reliability', 'class_prior',
-           'classifier_proba', 'TweetPipeline', 'sentiment_features', 'sentiment_classifier', 'build_pipeline',
-           'previous_recipe', 'tfidf_ngrams', 'vader_labels', 'VaderClassifier', 'compare_models']
+__all__ = ['ROW_BY_ROW', 'sentiment_metrics', 'MacroRecallClassifier', 'best_offsets', 'expected_calibration_error',
+           'brier_score', 'calibrated', 'fit_temperature', 'calibration_summary', 'plot_reliability', 'class_prior',
+           'classifier_proba', 'rows_proba', 'TweetPipeline', 'sentiment_features', 'sentiment_classifier',
+           'build_pipeline', 'previous_recipe', 'tfidf_ngrams', 'vader_labels', 'VaderClassifier', 'compare_models']
 
 # %% ../nbs/02_models.ipynb #9df7e47f
 def sentiment_metrics(y_true, y_pred) -> dict[str, float]:
@@ -141,11 +141,24 @@ def class_prior(y, classes) -> np.ndarray:
     y = np.asarray(y)
     return np.array([(y == c).mean() for c in classes]) if len(y) else np.full(len(classes), 1 / len(classes))
 
+def _softmax_of_linear(classifier) -> bool:
+    "Whether `classifier` is a multinomial `LogisticRegression`: probabilities are the softmax of `X @ coef_.T + intercept_`."
+    return type(classifier) is LogisticRegression and len(classifier.classes_) >= 3
+
 def classifier_proba(classifier, X) -> np.ndarray:
     "`classifier.predict_proba(X)`; for a multinomial `LogisticRegression` on CSR features, the same numbers through scikit-learn's own arithmetic, without its input checks (half a millisecond a call, more than a tweet's features cost)."
-    if type(classifier) is not LogisticRegression or len(classifier.classes_) < 3 or not (sp.issparse(X) and X.format == "csr"):
+    if not _softmax_of_linear(classifier) or not (sp.issparse(X) and X.format == "csr"):
         return classifier.predict_proba(X)
     return sklearn_softmax(safe_sparse_dot(X, classifier.coef_.T, dense_output=True) + classifier.intercept_, copy=False)
+
+def rows_proba(classifier: LogisticRegression, # multinomial
+               rows: list[tuple[np.ndarray, np.ndarray]], # each tweet's features as (columns, values), `feature_rows`
+              ) -> np.ndarray:
+    "`classifier_proba` of tweets whose features are given row by row."
+    decision = np.array([classifier.coef_[:, cols] @ vals for cols, vals in rows]) + classifier.intercept_
+    return sklearn_softmax(decision, copy=False)
+
+ROW_BY_ROW = 8 # up to this many tweets a call, features are computed tweet by tweet (`feature_rows`): below ~10 that is faster than matrices
 
 class TweetPipeline(Pipeline):
     "A `Pipeline` from raw tweets whose probabilities are calibrated (`temperature_`) and which answers a tweet without content with the class prior (`prior_`)."
@@ -166,10 +179,14 @@ class TweetPipeline(Pipeline):
 
     def _readable_proba(self, texts: list[str]) -> np.ndarray:
         "`Pipeline.predict_proba(texts)`: each step's `transform`, then `classifier_proba`; without the checks `Pipeline` makes on every call."
+        *steps, (_, classifier) = [(name, s) for name, s in self.steps if s not in (None, "passthrough")]
         X = texts
-        for _, step in self.steps[:-1]:
-            if step not in (None, "passthrough"): X = step.transform(X)
-        return classifier_proba(self.steps[-1][1], X)
+        for _, step in steps[:-1]: X = step.transform(X)
+        features = steps[-1][1] if steps else None
+        if len(texts) <= ROW_BY_ROW and isinstance(features, SparseUnion) and _softmax_of_linear(classifier):
+            rows = feature_rows(features, X)
+            if rows is not None: return rows_proba(classifier, rows)
+        return classifier_proba(classifier, features.transform(X) if steps else X)
 
     def predict_proba(self, X, **params) -> np.ndarray: return self.predict_with_content(X)[0]
     def predict_log_proba(self, X, **params) -> np.ndarray: return np.log(self.predict_proba(X))
