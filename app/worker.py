@@ -23,8 +23,8 @@ class ThreadWorkerTakingItsShare(ThreadWorker):
         self._worker_connections = value
 
     def enqueue_req(self, conn):
-        self.busy_threads += 1
         super().enqueue_req(conn)
+        self.busy_threads += 1  # after: a connection the pool refuses (it raises while stopping) is never finished either
 
     def finish_request(self, conn, fs):
         self.busy_threads -= 1
