@@ -103,7 +103,7 @@ def when_ready(server):
 # A client's connection stays with the worker that accepted it. When a worker dies, its clients reconnect at once,
 # before the replacement is up, so the survivors take them all and keep them while the new worker idles. So each new
 # worker, once ready, asks its siblings to hand back a fair share: each closes that share of its connections after
-# their next response, and the clients' reconnections spread over all the workers again.
+# their next response and takes no new connection meanwhile, so the clients' reconnections reach the new worker.
 SHARE_SIGNAL = signal.SIGWINCH  # ignored by a worker until post_worker_init installs the handler (and by default)
 SHARE_WINDOW_S = 2.0  # a connection that sends no request within this is idle, and keep-alive closes it soon anyway
 
@@ -158,7 +158,12 @@ def post_worker_init(worker):
 
     count_worker(worker.wsgi)
     sharing = worker.wsgi = ConnectionSharing(worker.wsgi, worker.cfg.workers)
-    signal.signal(SHARE_SIGNAL, sharing.share_out)
+
+    def share_out(*_signal):
+        sharing.share_out()
+        if hasattr(worker, "hold_back"):  # app/worker.py: the clients it lets go must reconnect to the new worker, not to it
+            worker.hold_back(SHARE_WINDOW_S)
+    signal.signal(SHARE_SIGNAL, share_out)
     if worker.age <= worker.cfg.workers:
         return  # one of the first workers: its siblings are starting too and hold no connections yet
     for sibling in getattr(worker, "siblings", []):

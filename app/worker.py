@@ -1,4 +1,6 @@
 """gunicorn's threaded worker, taking a new connection only while one of its threads is free to serve it."""
+import time
+
 from gunicorn.workers.gthread import ThreadWorker
 
 
@@ -7,16 +9,25 @@ class ThreadWorkerTakingItsShare(ThreadWorker):
     16 keep-alive connections at once, the worker that wakes first takes most of them and keeps them; with the GIL, that
     worker's one core then serves them all while the other workers idle (`make bench-http` saw 16/0 and 0/16 splits).
     This worker stops accepting while all its threads are busy, so a connection goes to a worker that can serve it.
-    Connections it already holds are served as before; only new ones wait, in the kernel's queue, for a free thread."""
+    Connections it already holds are served as before; only new ones wait, in the kernel's queue, for a free thread.
+    It also takes none while it hands connections back to a new sibling (`hold_back`, app/gunicorn.conf.py)."""
 
     def __init__(self, *args, **kwargs):
         self.busy_threads = 0  # connections handed to the thread pool and not yet finished; changed on the main thread only
+        self.accept_again_at = 0.0  # `time.monotonic()` before which this worker takes no new connection
         super().__init__(*args, **kwargs)
 
-    # gthread's main loop accepts while `nr_conns < worker_connections`; a worker with no free thread reports no room
+    def hold_back(self, seconds: float) -> None:
+        """Take no new connection for `seconds`: the clients of the connections this worker is closing, to hand them
+        back, then reconnect to its siblings instead of to it (gthread's loop looks again at least once a second)."""
+        self.accept_again_at = time.monotonic() + seconds
+
+    # gthread's main loop accepts while `nr_conns < worker_connections`: a worker that must not accept reports no room
     @property
     def worker_connections(self) -> int:
-        return self._worker_connections if self.busy_threads < self.cfg.threads else 0
+        if self.busy_threads >= self.cfg.threads or time.monotonic() < self.accept_again_at:
+            return 0
+        return self._worker_connections
 
     @worker_connections.setter
     def worker_connections(self, value: int) -> None:

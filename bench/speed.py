@@ -9,14 +9,16 @@ trained without the hold-out; it keeps no cache, so a few tweets warm it up. The
 repeat, so drift in the machine's load hits all alike; the tables give medians over the repeats, and the ratio to VADER
 as the median of each repeat's own ratio.
 """
+import gc
 import statistics
 import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
 
+from sentiment_nb.language import detect_languages
 from sentiment_nb.models import classifier_proba
-from sentiment_nb.pipeline import predict_pipeline
+from sentiment_nb.pipeline import freeze_long_lived, predict_pipeline
 
 BATCH = 64
 N_WARM = N_TIMED = 10_000
@@ -55,10 +57,24 @@ def split_holdout(later) -> tuple[list[str], list[str]]:
     return texts[:N_WARM], texts[N_WARM:N_WARM + N_TIMED]
 
 
-def warmed(contender: Contender) -> Callable[[list[str]], list]:
-    predict = contender.load()
-    predict(contender.warm)
+def fresh(load: Callable):
+    """What `load` returns, once the copies loaded before it are collected (each was frozen: see `serving`)."""
+    gc.unfreeze()
+    gc.collect()
+    return load()
+
+
+def serving(predict: Callable[[list[str]], list], warm: list[str]) -> Callable[[list[str]], list]:
+    """`predict` warmed up on `warm`, then its long-lived objects frozen out of the garbage collector's full scans, as the
+    API, `sentiment-nb predict` and the Dask workers run a model (`freeze_long_lived`): a full collection would otherwise
+    re-scan the libraries and the model during the timed call (15% of a one-call run)."""
+    predict(warm)
+    freeze_long_lived()
     return predict
+
+
+def warmed(contender: Contender) -> Callable[[list[str]], list]:
+    return serving(fresh(contender.load), contender.warm)
 
 
 def measure(contender: Contender, timed: list[str]) -> dict[str, float]:
@@ -118,16 +134,15 @@ def speed_table(runs: dict[str, list[dict]], fast: str, accurate: str) -> tuple[
 
 def stage_times(load_model: Callable, warm: list[str], timed: list[str], repeats: int) -> list[tuple[str, float]]:
     """Microseconds per tweet in each stage of `predict_pipeline(timed)` on fresh warmed copies (medians over repeats):
-    each step of the pipeline, its classifier, and the rest of `predict_pipeline` (the input check, one dict per tweet).
-    A stage that `predict_pipeline` runs besides the pipeline's steps (say, language identification) shows in the rest;
-    give it its own entry in `run_stages` to see it alone."""
+    each step of the pipeline, its classifier, language identification, and the rest of `predict_pipeline` (input and
+    content checks, calibration, one dict per tweet). A stage without an entry of its own in `run_stages` shows in the rest."""
     runs = [run_stages(load_model, warm, timed) for _ in range(repeats)]
     return [(name, statistics.median(run[i][1] for run in runs) / len(timed) * 1e6) for i, (name, _) in enumerate(runs[0])]
 
 
 def run_stages(load_model: Callable, warm: list[str], timed: list[str]) -> list[tuple[str, float]]:
-    model = load_model()
-    predict_pipeline(warm, model)
+    model = fresh(load_model)
+    serving(lambda texts: predict_pipeline(texts, model), warm)
     stages, X = [], timed
     for name, step in model.steps[:-1]:
         t0 = time.perf_counter()
@@ -137,13 +152,25 @@ def run_stages(load_model: Callable, warm: list[str], timed: list[str]) -> list[
     t0 = time.perf_counter()
     classifier_proba(classifier, X)
     stages.append((f"{name}: `{type(classifier).__name__}`", time.perf_counter() - t0))
-    model = load_model()  # the whole call again, on a copy warmed the same way: what it adds to the stages above
-    predict_pipeline(warm, model)
+    t0 = time.perf_counter()
+    detect_languages(timed)
+    stages.append((LANGUAGE_STAGE, time.perf_counter() - t0))
+    model = fresh(load_model)  # the whole call again, on a copy warmed the same way: what it adds to the stages above
+    serving(lambda texts: predict_pipeline(texts, model), warm)
     t0 = time.perf_counter()
     predict_pipeline(timed, model)
     whole = time.perf_counter() - t0
-    stages.append(("`predict_pipeline` besides them: input check, one dict per tweet", max(0.0, whole - sum(s for _, s in stages))))
+    stages.append(("`predict_pipeline` besides them: input check, content check, calibration, one dict per tweet",
+                   max(0.0, whole - sum(s for _, s in stages))))
     return stages
+
+
+LANGUAGE_STAGE = "language identification: `detect_languages`"
+
+
+def language_share(stages: list[tuple[str, float]]) -> float:
+    """Language identification's share of the whole `predict_pipeline` call, from `stage_times`."""
+    return dict(stages)[LANGUAGE_STAGE] / sum(us for _, us in stages)
 
 
 def stage_table(stages: list[tuple[str, float]]) -> str:
