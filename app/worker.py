@@ -10,7 +10,8 @@ class ThreadWorkerTakingItsShare(ThreadWorker):
     worker's one core then serves them all while the other workers idle (`make bench-http` saw 16/0 and 0/16 splits).
     This worker stops accepting while all its threads are busy, so a connection goes to a worker that can serve it.
     Connections it already holds are served as before; only new ones wait, in the kernel's queue, for a free thread.
-    It also takes none while it hands connections back to a new sibling (`hold_back`, app/gunicorn.conf.py)."""
+    It also takes none while it hands connections back to a new sibling (`hold_back`, app/gunicorn.conf.py), and takes
+    every waiting one when it stops, so that requests sent before SIGTERM are answered (`take_waiting_connections`)."""
 
     def __init__(self, *args, **kwargs):
         self.busy_threads = 0  # connections handed to the thread pool and not yet finished; changed on the main thread only
@@ -32,6 +33,22 @@ class ThreadWorkerTakingItsShare(ThreadWorker):
     @worker_connections.setter
     def worker_connections(self, value: int) -> None:
         self._worker_connections = value
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        if not enabled and not self.alive:  # gthread's first step after SIGTERM: it accepts nothing more from here on
+            self.take_waiting_connections()
+        super().set_accept_enabled(enabled)
+
+    def take_waiting_connections(self) -> None:
+        """Accept every connection waiting in the kernel's queue: their requests were sent before the signal, and they
+        waited only because all threads were busy. Served like the others, they are answered, not reset at exit."""
+        for listener in self.sockets:
+            listener.setblocking(False)
+            while True:
+                held = self.nr_conns
+                self.accept(listener)  # gthread's: it returns without a connection when none is waiting
+                if self.nr_conns == held:
+                    break
 
     def enqueue_req(self, conn):
         super().enqueue_req(conn)

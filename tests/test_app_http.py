@@ -253,6 +253,33 @@ def test_flask_dev_server_serves_the_installed_app_from_any_directory(served_mod
         server.stop()
 
 
+def test_sigterm_answers_a_request_that_waited_for_a_free_thread(tmp_path):
+    """A worker takes a new connection only while it has a free thread (app/worker.py), so a request can wait in the
+    kernel's queue. It was sent before SIGTERM: the stopping worker takes it and answers it instead of resetting it."""
+    release = tmp_path / "release"
+    model = faulty_model(tmp_path / "model", hold=HOLD, release=str(release))
+    server = start_server(gunicorn_command(), tmp_path / "server.log",
+                          env={"SENTIMENT_MODEL": str(model), "WEB_CONCURRENCY": "1", "THREADS": "1", "PREDICT_TIMEOUT": "60"})
+    try:
+        port, (worker,) = int(server.url.rsplit(":", 1)[1]), children_of(server.process.pid)
+        with ThreadPoolExecutor(2) as pool:
+            held = pool.submit(post_json, server, {"text": HOLD}, timeout=60)
+            wait_until(lambda: client_connections(worker, port) == 1, what="the worker's one thread to take the held request")
+            waiting = pool.submit(post_json, server, {"text": POSITIVE}, timeout=60)
+            time.sleep(1)  # connected and sent, but not taken: the worker has no free thread
+            assert client_connections(worker, port) == 1
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(1)
+            release.touch()
+            assert held.result().status_code == 200
+            answer = waiting.result()
+        assert answer.status_code == 200 and answer.json()["label"] == "positive", answer.text
+        assert server.process.wait(timeout=30) == 0
+    finally:
+        release.touch()
+        server.stop()
+
+
 def test_make_serve_runs_gunicorn_and_stops_on_sigterm(served_model_path, tmp_path):
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
